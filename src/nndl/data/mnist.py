@@ -1,0 +1,116 @@
+"""The MNIST LightningDataModule shared by every model.
+
+The split is the book's: of the 60,000 official training images the first 50,000 train and the last 10,000
+validate; the official 10,000 test images test. ``train_size`` keeps only the first N training images (the book's
+overfitting run in chapter 3 trains on 1,000).
+"""
+
+import os
+from pathlib import Path
+
+import lightning as L
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from nndl.data import files
+from nndl.data.batches import batch_loader
+from nndl.errors import ConfigError, DataError
+
+MNIST_TRAIN_IMAGES = 60_000
+
+
+class MNISTDataModule(L.LightningDataModule):
+    """MNIST read once into uint8 tensors, served as mini-batches scaled to [0, 1].
+
+    Args:
+        data_dir: the directory holding ``MNIST/raw/`` (torchvision's layout); config ``data.data_dir``,
+            by default ``$NNDL_DATA_DIR`` or ``data/`` in the project.
+        batch_size: the training mini-batch size (the book's ``mini_batch_size``).
+        eval_batch_size: the batch size for validation and test, which need no gradients.
+        val_size: how many of the last training images validate (the book: 10,000).
+        train_size: keep only the first N of the remaining training images; ``None`` keeps them all.
+        download: fetch the files with torchvision when they are missing.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike = "data",
+        batch_size: int = 10,
+        eval_batch_size: int = 1000,
+        val_size: int = 10_000,
+        train_size: int | None = None,
+        download: bool = True,
+    ) -> None:
+        super().__init__()
+        _check_range("data.batch_size", batch_size, 1, None)
+        _check_range("data.eval_batch_size", eval_batch_size, 1, None)
+        _check_range("data.val_size", val_size, 1, MNIST_TRAIN_IMAGES - 1)
+        if train_size is not None:
+            _check_range("data.train_size", train_size, 1, None)
+        self.data_dir = Path(data_dir)
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.val_size = val_size
+        self.train_size = train_size
+        self.download = download
+        self.train_data: tuple[Tensor, Tensor] | None = None
+        self.val_data: tuple[Tensor, Tensor] | None = None
+        self.test_data: tuple[Tensor, Tensor] | None = None
+
+    def prepare_data(self) -> None:
+        """Download the files if they are missing (once per machine), then check them before any work starts."""
+        if self.download and files.missing_files(self.data_dir):
+            files.download(self.data_dir)
+        files.check(self.data_dir)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read the splits a stage needs into memory (once; this runs on every process of a multi-GPU run)."""
+        if stage in ("fit", "validate", None) and self.train_data is None:
+            images, labels = self._read(train=True)
+            n_train = len(labels) - self.val_size
+            if n_train < 1:
+                raise DataError(
+                    f"{files.raw_dir(self.data_dir) / files.TRAIN.images}: {len(labels)} training images leave "
+                    f"none to train on after data.val_size={self.val_size} for validation"
+                )
+            if self.train_size is not None and self.train_size > n_train:
+                raise ConfigError(
+                    f"data.train_size={self.train_size} is out of range: only {n_train} training images remain "
+                    f"after data.val_size={self.val_size} for validation"
+                )
+            keep = self.train_size or n_train
+            self.train_data = images[:keep], labels[:keep]
+            self.val_data = images[n_train:], labels[n_train:]
+        if stage in ("test", "predict", None) and self.test_data is None:
+            self.test_data = self._read(train=False)
+
+    def train_dataloader(self) -> DataLoader:
+        return batch_loader(*self._require(self.train_data, "fit"), self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return batch_loader(*self._require(self.val_data, "fit"), self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return batch_loader(*self._require(self.test_data, "test"), self.eval_batch_size, shuffle=False)
+
+    def _read(self, train: bool) -> tuple[Tensor, Tensor]:
+        """One split as uint8 images (N, 28, 28) and int64 labels (N,), parsed by torchvision."""
+        from torchvision.datasets import MNIST
+
+        try:
+            dataset = MNIST(self.data_dir, train=train, download=False)
+        except Exception as err:  # check() has run, so this is a file that changed or cannot be read
+            raise DataError(f"reading MNIST from {files.raw_dir(self.data_dir)} failed: {err}") from None
+        return dataset.data, dataset.targets
+
+    @staticmethod
+    def _require(split: tuple[Tensor, Tensor] | None, stage: str) -> tuple[Tensor, Tensor]:
+        if split is None:
+            raise RuntimeError(f"call setup('{stage}') before asking for this dataloader")
+        return split
+
+
+def _check_range(key: str, value: int, low: int, high: int | None) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low or (high is not None and value > high):
+        allowed = f"an integer from {low} to {high}" if high is not None else f"an integer ≥ {low}"
+        raise ConfigError(f"{key}={value!r} is out of range: it must be {allowed}")

@@ -1,0 +1,74 @@
+"""The convolutional network of the notes (chapter 6) as a LightningModule."""
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from nndl.costs import NUM_CLASSES, Cost
+from nndl.errors import ConfigError
+from nndl.models.classifier import Activation, Classifier, OptimizerFactory
+
+IMAGE_SIZE = 28
+
+
+class CNN(Classifier):
+    """Convolution → activation → max-pool blocks, then fully connected layers to the 10 outputs.
+
+    The notes' network (the default): conv 5×5, 16 channels, stride 1, padding 2 → ReLU → max-pool 2 →
+    conv 5×5, 32 channels, padding 2 → ReLU → max-pool 2 → fc 32·7·7 = 1568 → 100 with sigmoid → fc 100 → 10.
+    Each conv layer's feature maps share one set of weights and a bias (chapter 6, "Shared weights and biases").
+
+    Args:
+        channels: output channels (feature maps) of each conv-pool block.
+        kernel_size: the local receptive field, kernel_size × kernel_size.
+        padding: zero-padding of each conv layer; kernel_size // 2 keeps the image size.
+        pool_size: the max-pooling window.
+        fc_sizes: the hidden fully connected layers between the last pool and the 10 outputs.
+        conv_activation: the activation after each convolution (``activation@model.conv_activation=...``).
+        activation: the hidden fully connected layers' activation (conf/activation).
+    """
+
+    def __init__(
+        self,
+        cost: Cost,
+        optimizer: OptimizerFactory,
+        activation: Activation,
+        conv_activation: Activation,
+        channels: Sequence[int] = (16, 32),
+        kernel_size: int = 5,
+        padding: int = 2,
+        pool_size: int = 2,
+        fc_sizes: Sequence[int] = (100,),
+    ) -> None:
+        super().__init__(cost, optimizer)
+        self.save_hyperparameters(ignore=["cost", "optimizer", "activation", "conv_activation"], logger=False)
+        self.channels, self.fc_sizes = list(channels), list(fc_sizes)
+        blocks: list[nn.Module] = []
+        size, in_channels = IMAGE_SIZE, 1
+        for out_channels in self.channels:
+            blocks += [
+                nn.Conv2d(in_channels, out_channels, kernel_size, stride=1, padding=padding),
+                conv_activation(),
+                nn.MaxPool2d(pool_size),
+            ]
+            size = (size + 2 * padding - kernel_size + 1) // pool_size
+            in_channels = out_channels
+            if size < 1:
+                raise ConfigError(
+                    f"model.channels={self.channels} with kernel_size={kernel_size}, padding={padding} and "
+                    f"pool_size={pool_size} shrinks the 28×28 image to nothing; use fewer blocks or more padding"
+                )
+        self.features = nn.Sequential(*blocks)
+        widths = [in_channels * size * size, *self.fc_sizes]
+        fc: list[nn.Module] = [nn.Flatten()]
+        for n_in, n_out in zip(widths[:-1], widths[1:]):
+            fc += [nn.Linear(n_in, n_out), activation()]
+        fc.append(nn.Linear(widths[-1], NUM_CLASSES))
+        self.classifier = nn.Sequential(*fc)
+
+    @property
+    def architecture(self) -> str:
+        return "-".join([*(f"conv{c}" for c in self.channels), *(f"fc{n}" for n in self.fc_sizes), str(NUM_CLASSES)])
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.features(x))  # z^L

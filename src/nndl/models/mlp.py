@@ -1,0 +1,69 @@
+"""The book's fully connected network (``network.py``, ``network2.py``) as a LightningModule."""
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from nndl.costs import Cost
+from nndl.errors import ConfigError
+from nndl.models.classifier import Activation, Classifier, OptimizerFactory
+
+INITS = ("large", "default")
+
+
+class MLP(Classifier):
+    """A feedforward network of ``sizes`` neurons per layer: a^l = σ(w^l a^{l−1} + b^l) (chapter 2, eq. 25).
+
+    Layer l's weights w^l are ``layers[l-1].weight``, a (sizes[l], sizes[l-1]) matrix whose entry w_jk connects
+    neuron k of layer l−1 to neuron j of layer l, as in the book. ``forward`` returns z^L; the cost chooses the
+    output neurons (sigmoid or softmax).
+
+    Args:
+        sizes: neurons per layer, from the 784 input pixels to the 10 digits; the book's first network is [784, 30, 10].
+        activation: the hidden layers' σ (conf/activation).
+        init: ``large``: weights and biases N(0, 1), as ``network.py`` (chapter 1); ``default``: weights
+            N(0, 1/n_in) so that z starts small and hidden neurons do not saturate, biases N(0, 1), as
+            ``network2.py`` (chapter 3, "Weight initialization").
+    """
+
+    def __init__(
+        self,
+        cost: Cost,
+        optimizer: OptimizerFactory,
+        activation: Activation,
+        sizes: Sequence[int] = (784, 30, 10),
+        init: str = "large",
+    ) -> None:
+        super().__init__(cost, optimizer)
+        sizes = list(sizes)
+        if len(sizes) < 2 or sizes[0] != 784 or sizes[-1] != 10 or min(sizes) < 1:
+            raise ConfigError(
+                f"model.sizes={sizes} is not allowed: it must start with 784 (the 28×28 input pixels), "
+                "end with 10 (one output neuron per digit) and have only positive sizes"
+            )
+        if init not in INITS:
+            raise ConfigError(f"model.init={init!r} is not allowed: choose one of {', '.join(INITS)}")
+        self.save_hyperparameters(ignore=["cost", "optimizer", "activation"], logger=False)
+        self.sizes = sizes
+        self.init = init
+        self.layers = nn.ModuleList(nn.Linear(n_in, n_out) for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+        self.activation = activation()
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        for layer in self.layers:
+            n_in = layer.in_features
+            layer.weight.normal_(0.0, 1.0 if self.init == "large" else n_in**-0.5)
+            layer.bias.normal_(0.0, 1.0)
+
+    @property
+    def architecture(self) -> str:
+        return "-".join(map(str, self.sizes))
+
+    def forward(self, x: Tensor) -> Tensor:
+        a = x.flatten(1)  # the 28×28 image as the 784 input activations
+        for layer in self.layers[:-1]:
+            a = self.activation(layer(a))
+        return self.layers[-1](a)  # z^L

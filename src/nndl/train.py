@@ -1,0 +1,111 @@
+"""One run of the lab: compose → seed → data, model, trainer → fit → test the best checkpoint → report.
+
+``scripts/train.py`` calls ``train(cfg)`` under ``@hydra.main``; every object comes from its config group with
+``hydra.utils.instantiate``, so this file reads as the recipe and ``conf/`` holds the ingredients.
+"""
+
+import json
+import logging
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from nndl.models import Classifier
+
+# Shown in TensorBoard's HPARAMS tab next to each run's hyperparameters (scalars of their own, logged at the end).
+FINAL_METRICS = ("val/acc", "val/loss", "test/acc", "test/loss")
+
+
+def train(cfg: DictConfig) -> float:
+    """Train and test one configuration; return the best validation accuracy (what a sweeper maximises)."""
+    _quiet_library_noise()
+    L.seed_everything(cfg.seed, workers=True)
+
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()  # bad or missing files fail here, before anything is built
+    datamodule.setup("fit")
+
+    model: Classifier = instantiate(
+        cfg.model,
+        cost=instantiate(cfg.cost),
+        activation=instantiate(cfg.activation),
+        optimizer=instantiate(cfg.optimizer),
+        _convert_="all",
+    )
+    logger = instantiate(cfg.logger)
+    callbacks = [instantiate(callback) for callback in cfg.callbacks.values()]
+    progress_bar = cfg.trainer.enable_progress_bar
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        logger=logger,
+        callbacks=callbacks,
+        enable_progress_bar=sys.stderr.isatty() if progress_bar is None else progress_bar,
+    )
+
+    trainer.fit(model, datamodule=datamodule)
+
+    best_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    test = trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)[0]
+    best = max(model.val_history, key=lambda epoch: epoch["val/acc"])
+    final = {**{k: v for k, v in best.items() if k.startswith("val/")}, **test}
+
+    logger.log_hyperparams(
+        run_hparams(cfg, model, datamodule),
+        metrics={f"hp/{name.replace('/', '_')}": final[name] for name in FINAL_METRICS},
+        step=trainer.global_step,
+    )
+    logger.finalize("success")  # flush the events and write hparams.yaml
+    report = {
+        "best_epoch": best["epoch"],
+        "epochs": trainer.current_epoch,
+        "checkpoint": best_path,
+        **{name: final[name] for name in FINAL_METRICS},
+    }
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    (run_dir / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(
+        f"\nFinal metrics (best epoch {best['epoch']} of {trainer.current_epoch}, tested from "
+        f"{best_path or 'the last weights'}):\n"
+        + "\n".join(f"  {name:<10} {final[name]:.4f}" for name in FINAL_METRICS)
+        + f"\nRun directory: {run_dir}"
+    )
+    return best["val/acc"]
+
+
+def _quiet_library_noise() -> None:
+    """Keep the console to what a user of the lab needs."""
+    # Hydra's handlers on the root logger print and file every message already; Lightning adds a console handler
+    # of its own, which would print each of its messages twice.
+    if logging.getLogger().hasHandlers():
+        logging.getLogger("lightning").handlers.clear()
+    # The batches are cut from tensors in memory: worker processes would only add overhead.
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    # Raised inside Lightning itself with recent torch releases; nothing a user can act on.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+
+def run_hparams(cfg: DictConfig, model: Classifier, datamodule: Any) -> dict[str, Any]:
+    """The hyperparameters of a run, under the same keys for every model so that MLP and CNN runs compare."""
+    choices = HydraConfig.get().runtime.choices
+    return {
+        "model": choices.get("model"),
+        "architecture": model.architecture,
+        "cost": choices.get("cost"),
+        "activation": choices.get("activation"),
+        "conv_activation": choices.get("activation@model.conv_activation") or "none",
+        "optimizer": choices.get("optimizer"),
+        "lr": cfg.optimizer.lr,
+        "weight_decay": cfg.optimizer.get("weight_decay", 0.0),
+        "batch_size": cfg.data.batch_size,
+        "train_size": len(datamodule.train_data[1]),
+        "init": cfg.model.get("init", "pytorch"),
+        "max_epochs": cfg.trainer.max_epochs,
+        "seed": cfg.seed,
+        "experiment": choices.get("experiment") or "none",
+    }
