@@ -84,5 +84,3 @@ class LogLikelihoodCost:
     def delta(self, z: Tensor, y: Tensor) -> Tensor:
         """δ^L = a^L − y, with a^L the softmax output (chapter 3)."""
         return torch.softmax(z, dim=1) - one_hot(y, z)
-
-

@@ -13,9 +13,11 @@ from typing import Any
 
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from nndl.errors import NNDLError
 from nndl.models import Classifier
 
 # Shown in TensorBoard's HPARAMS tab next to each run's hyperparameters (scalars of their own, logged at the end).
@@ -27,17 +29,11 @@ def train(cfg: DictConfig) -> float:
     _quiet_library_noise()
     L.seed_everything(cfg.seed, workers=True)
 
-    datamodule = instantiate(cfg.data)
+    datamodule = build(cfg.data)
     datamodule.prepare_data()  # bad or missing files fail here, before anything is built
     datamodule.setup("fit")
 
-    model: Classifier = instantiate(
-        cfg.model,
-        cost=instantiate(cfg.cost),
-        activation=instantiate(cfg.activation),
-        optimizer=instantiate(cfg.optimizer),
-        _convert_="all",
-    )
+    model = build_model(cfg)
     logger = instantiate(cfg.logger)
     callbacks = [instantiate(callback) for callback in cfg.callbacks.values()]
     progress_bar = cfg.trainer.enable_progress_bar
@@ -76,6 +72,27 @@ def train(cfg: DictConfig) -> float:
         + f"\nRun directory: {run_dir}"
     )
     return best["val/acc"]
+
+
+def build_model(cfg: DictConfig) -> Classifier:
+    """The model of conf/model, given the cost, hidden activation and optimizer of their own groups."""
+    return build(
+        cfg.model,
+        cost=build(cfg.cost),
+        activation=build(cfg.activation),
+        optimizer=build(cfg.optimizer),
+        _convert_="all",  # plain lists in the model's hyperparameters, not OmegaConf containers
+    )
+
+
+def build(config: Any, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate``, letting the project's own errors (bad config values) through unwrapped."""
+    try:
+        return instantiate(config, **kwargs)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, NNDLError):
+            raise err.__cause__ from None
+        raise
 
 
 def _quiet_library_noise() -> None:

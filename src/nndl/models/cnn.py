@@ -1,5 +1,6 @@
 """The convolutional network of the notes (chapter 6) as a LightningModule."""
 
+import itertools
 from collections.abc import Sequence
 
 from torch import Tensor, nn
@@ -61,7 +62,7 @@ class CNN(Classifier):
         self.features = nn.Sequential(*blocks)
         widths = [in_channels * size * size, *self.fc_sizes]
         fc: list[nn.Module] = [nn.Flatten()]
-        for n_in, n_out in zip(widths[:-1], widths[1:]):
+        for n_in, n_out in itertools.pairwise(widths):
             fc += [nn.Linear(n_in, n_out), activation()]
         fc.append(nn.Linear(widths[-1], NUM_CLASSES))
         self.classifier = nn.Sequential(*fc)

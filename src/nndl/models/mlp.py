@@ -1,5 +1,6 @@
 """The book's fully connected network (``network.py``, ``network2.py``) as a LightningModule."""
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -47,7 +48,7 @@ class MLP(Classifier):
         self.save_hyperparameters(ignore=["cost", "optimizer", "activation"], logger=False)
         self.sizes = sizes
         self.init = init
-        self.layers = nn.ModuleList(nn.Linear(n_in, n_out) for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+        self.layers = nn.ModuleList(nn.Linear(n_in, n_out) for n_in, n_out in itertools.pairwise(sizes))
         self.activation = activation()
         self.reset_parameters()
 

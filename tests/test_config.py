@@ -1,0 +1,108 @@
+"""Every option of every config group composes and instantiates; model=cnn brings its own defaults."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, open_dict
+
+from nndl.costs import LogLikelihoodCost, QuadraticCost
+from nndl.data import MNISTDataModule
+from nndl.models import CNN, MLP
+from nndl.train import build_model
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name not in ("hydra", "paths"))
+OPTIONS = [(group, p.stem) for group in GROUPS for p in sorted((CONF / group).glob("*.yaml"))]
+
+
+def compose_train(overrides: list[str], tmp_path: Path) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[f"hydra.run.dir={tmp_path}", *overrides], return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(tmp_path)  # as @hydra.main sets it for each run
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def test_every_group_has_options():
+    assert {"data", "model", "cost", "activation", "optimizer", "trainer", "logger", "callbacks", "experiment"} <= set(
+        GROUPS
+    )
+    assert {"quadratic", "cross_entropy", "log_likelihood"} <= {o for g, o in OPTIONS if g == "cost"}
+    assert {"sigmoid", "tanh", "relu"} <= {o for g, o in OPTIONS if g == "activation"}
+    assert {"sgd", "momentum", "adam", "rmsprop"} <= {o for g, o in OPTIONS if g == "optimizer"}
+
+
+@pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
+def test_every_option_composes_and_instantiates(group, option, tmp_path):
+    cfg = compose_train([f"{group}={option}"], tmp_path)
+    model = build_model(cfg)
+    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    assert isinstance(model.configure_optimizers(), torch.optim.Optimizer)
+    assert isinstance(instantiate(cfg.data), MNISTDataModule)
+    callbacks = [instantiate(c) for c in cfg.callbacks.values()]
+    if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
+        return  # composes; a Trainer for a GPU needs one
+    trainer = instantiate(cfg.trainer, logger=instantiate(cfg.logger), callbacks=callbacks, enable_progress_bar=False)
+    assert trainer.max_epochs == cfg.trainer.max_epochs
+
+
+def test_default_is_the_books_first_network(tmp_path):
+    cfg = compose_train([], tmp_path)
+    model = build_model(cfg)
+    assert isinstance(model, MLP) and model.sizes == [784, 30, 10] and model.init == "large"
+    assert isinstance(model.cost, QuadraticCost) and isinstance(model.activation, torch.nn.Sigmoid)
+    optimizer = model.configure_optimizers()
+    assert type(optimizer) is torch.optim.SGD
+    assert optimizer.defaults["lr"] == 3.0 and optimizer.defaults["momentum"] == 0
+    assert cfg.data.batch_size == 10
+
+
+def test_model_cnn_brings_the_notes_settings(tmp_path):
+    cfg = compose_train(["model=cnn"], tmp_path)
+    model = build_model(cfg)
+    assert isinstance(model, CNN) and isinstance(model.cost, LogLikelihoodCost)
+    optimizer = model.configure_optimizers()
+    assert type(optimizer) is torch.optim.Adam and optimizer.defaults["lr"] == 1e-3
+    assert cfg.data.batch_size == 50
+    assert isinstance(model.features[1], torch.nn.ReLU) and isinstance(model.classifier[2], torch.nn.Sigmoid)
+
+
+def test_command_line_overrides_the_models_defaults(tmp_path):
+    cfg = compose_train(
+        [
+            "model=cnn",
+            "cost=quadratic",
+            "optimizer=sgd",
+            "optimizer.lr=0.1",
+            "data.batch_size=10",
+            "activation@model.conv_activation=tanh",
+            "activation=relu",
+        ],
+        tmp_path,
+    )
+    model = build_model(cfg)
+    assert isinstance(model.cost, QuadraticCost)
+    assert type(model.configure_optimizers()) is torch.optim.SGD and cfg.optimizer.lr == 0.1
+    assert cfg.data.batch_size == 10
+    assert isinstance(model.features[1], torch.nn.Tanh) and isinstance(model.classifier[2], torch.nn.ReLU)
+
+
+def test_data_dir_from_environment_or_command_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("NNDL_DATA_DIR", "/somewhere/mnist")
+    assert compose_train([], tmp_path).data.data_dir == "/somewhere/mnist"
+    assert compose_train(["data.data_dir=/elsewhere"], tmp_path).data.data_dir == "/elsewhere"
+    monkeypatch.delenv("NNDL_DATA_DIR")
+    monkeypatch.setenv("PROJECT_ROOT", "/project")
+    assert compose_train([], tmp_path).data.data_dir == "/project/data"
+
+
+def test_run_writes_under_its_run_dir(tmp_path):
+    cfg = compose_train([], tmp_path)
+    assert cfg.logger.save_dir == str(tmp_path)
+    assert cfg.callbacks.model_checkpoint.dirpath == f"{tmp_path}/checkpoints"
+    assert cfg.trainer.default_root_dir == str(tmp_path)
