@@ -40,23 +40,32 @@ def test_train_size_keeps_the_first_images(shared_mnist):
     assert len(dm.val_data[1]) == 100  # validation is unchanged
 
 
+def sizes(loader) -> list[list[int]]:
+    return [[len(y) for _, y in step] for step in loader]
+
+
 def test_batches_are_float_images_in_unit_range(shared_mnist):
-    dm = datamodule(shared_mnist, batch_size=32, eval_batch_size=64)
-    x, y = next(iter(dm.train_dataloader()))
+    dm = datamodule(shared_mnist, batch_size=32, eval_batch_size=64, mini_batches_per_step=1)
+    [(x, y)] = next(iter(dm.train_dataloader()))
     assert x.shape == (32, 1, 28, 28) and x.dtype == torch.float32 and y.shape == (32,) and y.dtype == torch.int64
     assert 0.0 <= x.min() and x.max() == 1.0
-    sizes = [len(y) for _, y in dm.train_dataloader()]
-    assert sizes == [32] * 15 + [20]  # every training image once per epoch, the last batch smaller
-    assert [len(y) for _, y in dm.val_dataloader()] == [64, 36]
+    assert sizes(dm.train_dataloader()) == [[32]] * 15 + [[20]]  # every image once per epoch, the last batch smaller
+    assert sizes(dm.val_dataloader()) == [[64], [36]]
+
+
+def test_a_training_step_takes_several_mini_batches(shared_mnist):
+    dm = datamodule(shared_mnist, batch_size=30, mini_batches_per_step=4)
+    assert sizes(dm.train_dataloader()) == [[30] * 4] * 4 + [[20]]  # 500 images: 4 steps of 120, then 20
+    assert sizes(dm.val_dataloader()) == [[100]]  # evaluation: one large batch per step
 
 
 def test_training_order_is_reshuffled_each_epoch_and_seeded(shared_mnist):
-    dm = datamodule(shared_mnist, batch_size=500)
+    dm = datamodule(shared_mnist, batch_size=100, mini_batches_per_step=5)
 
     def epoch_orders() -> list[torch.Tensor]:
         torch.manual_seed(7)
         loader = dm.train_dataloader()
-        return [next(iter(loader))[0].flatten(1).sum(1) for _ in range(2)]
+        return [torch.cat([x for x, _ in next(iter(loader))]).flatten(1).sum(1) for _ in range(2)]
 
     first, second = epoch_orders()
     assert not torch.equal(first, second)
@@ -66,7 +75,7 @@ def test_training_order_is_reshuffled_each_epoch_and_seeded(shared_mnist):
 
 def test_validation_and_test_keep_their_order(shared_mnist):
     dm = datamodule(shared_mnist, eval_batch_size=30)
-    labels = torch.cat([y for _, y in dm.test_dataloader()])
+    labels = torch.cat([y for step in dm.test_dataloader() for _, y in step])
     assert torch.equal(labels, digits(100, seed=1)[1])
 
 

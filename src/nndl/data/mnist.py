@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import lightning as L
+import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
@@ -27,9 +28,12 @@ class MNISTDataModule(L.LightningDataModule):
             by default ``$NNDL_DATA_DIR`` or ``data/`` in the project.
         batch_size: the training mini-batch size (the book's ``mini_batch_size``).
         eval_batch_size: the batch size for validation and test, which need no gradients.
+        mini_batches_per_step: how many mini-batches one Lightning training step trains on (one update each).
         val_size: how many of the last training images validate (the book: 10,000).
         train_size: keep only the first N of the remaining training images; ``None`` keeps them all.
         download: fetch the files with torchvision when they are missing.
+        seed: seeds the shuffling: epoch e trains in the e-th permutation drawn from a generator with this seed,
+            whatever else draws random numbers; ``None`` draws from torch's global generator.
     """
 
     def __init__(
@@ -37,22 +41,27 @@ class MNISTDataModule(L.LightningDataModule):
         data_dir: str | os.PathLike = "data",
         batch_size: int = 10,
         eval_batch_size: int = 1000,
+        mini_batches_per_step: int = 50,
         val_size: int = 10_000,
         train_size: int | None = None,
         download: bool = True,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         _check_range("data.batch_size", batch_size, 1, None)
         _check_range("data.eval_batch_size", eval_batch_size, 1, None)
+        _check_range("data.mini_batches_per_step", mini_batches_per_step, 1, None)
         _check_range("data.val_size", val_size, 1, MNIST_TRAIN_IMAGES - 1)
         if train_size is not None:
             _check_range("data.train_size", train_size, 1, None)
         self.data_dir = Path(data_dir)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
+        self.mini_batches_per_step = mini_batches_per_step
         self.val_size = val_size
         self.train_size = train_size
         self.download = download
+        self.seed = seed
         self.train_data: tuple[Tensor, Tensor] | None = None
         self.val_data: tuple[Tensor, Tensor] | None = None
         self.test_data: tuple[Tensor, Tensor] | None = None
@@ -85,7 +94,9 @@ class MNISTDataModule(L.LightningDataModule):
             self.test_data = self._read(train=False)
 
     def train_dataloader(self) -> DataLoader:
-        return batch_loader(*self._require(self.train_data, "fit"), self.batch_size, shuffle=True)
+        train = self._require(self.train_data, "fit")
+        generator = None if self.seed is None else torch.Generator().manual_seed(self.seed)
+        return batch_loader(*train, self.batch_size, True, self.mini_batches_per_step, generator)
 
     def val_dataloader(self) -> DataLoader:
         return batch_loader(*self._require(self.val_data, "fit"), self.eval_batch_size, shuffle=False)

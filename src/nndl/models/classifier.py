@@ -1,7 +1,13 @@
-"""What every model of the lab shares: the cost, the optimizer, accuracy and loss per stage, and logging.
+"""What every model of the lab shares: the SGD loop, the cost, the optimizer, accuracy and loss, and logging.
 
 A model subclasses ``Classifier`` and defines ``forward(x) -> z^L`` (the output layer's weighted input) and
 ``architecture`` (a short description for the run's hyperparameters); the cost turns z^L into a^L and C.
+
+The training loop is the book's ``SGD``: one gradient step per mini-batch. Lightning hands ``training_step`` a
+list of consecutive mini-batches of the epoch's shuffled order (``data.mini_batches_per_step`` of them) and the
+step updates the weights once per mini-batch, as ``network.py``'s ``update_mini_batch`` does. Taking several
+mini-batches per Lightning step spreads Lightning's own per-step cost over them: with the book's mini-batches of
+10, that cost would otherwise exceed the arithmetic.
 """
 
 from collections.abc import Callable, Iterable
@@ -16,6 +22,7 @@ from nndl.costs import NUM_CLASSES, Cost
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 Activation = Callable[[], nn.Module]
+MiniBatches = list[tuple[Tensor, Tensor]]  # [(images (m, 1, 28, 28), labels (m,)), ...]
 STAGES = ("train", "val", "test")
 
 
@@ -23,8 +30,9 @@ class Classifier(L.LightningModule):
     """A digit classifier trained by mini-batch gradient descent on a cost from ``nndl.costs``.
 
     Logged per epoch, to TensorBoard and the progress bar: ``train/loss``, ``train/acc``, ``val/loss``,
-    ``val/acc``, ``test/loss``, ``test/acc``. Loss is the cost averaged over the epoch's examples; accuracy the
-    fraction of examples whose argmax_j z^L_j is the label.
+    ``val/acc``, ``test/loss``, ``test/acc``; loss is the cost averaged over the epoch's examples, accuracy the
+    fraction of examples whose argmax_j z^L_j is the label. ``train/loss_step`` follows the training loss
+    within an epoch (the mean over each Lightning step's mini-batches).
 
     Args:
         cost: one of ``nndl.costs`` (conf/cost).
@@ -33,6 +41,7 @@ class Classifier(L.LightningModule):
 
     def __init__(self, cost: Cost, optimizer: OptimizerFactory) -> None:
         super().__init__()
+        self.automatic_optimization = False  # the loop over mini-batches is ours, in training_step
         self.cost = cost
         self.make_optimizer = optimizer
         self.metrics = nn.ModuleDict()  # "train_loss", "train_acc", "val_loss", ...
@@ -48,24 +57,40 @@ class Classifier(L.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.make_optimizer(self.parameters())
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._step("train", batch)
+    def training_step(self, batch: MiniBatches, batch_idx: int) -> None:
+        optimizer = self.optimizers()
+        outputs = []
+        for x, y in batch:  # one gradient descent step per mini-batch (chapter 1, eq. 20–21)
+            z = self(x)
+            loss = self.cost(z, y)
+            optimizer.zero_grad()
+            self.manual_backward(loss)  # ∇C by backpropagation (chapter 2)
+            optimizer.step()  # w → w − η ∇C for plain SGD
+            outputs.append((z.detach(), loss.detach()))
+        mean_loss = self._accumulate("train", batch, outputs)
+        self.log("train/loss_step", mean_loss, on_step=True, on_epoch=False, batch_size=1)
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._step("val", batch)
+    def validation_step(self, batch: MiniBatches, batch_idx: int) -> None:
+        self._accumulate("val", batch, [self._evaluate(x, y) for x, y in batch])
 
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._step("test", batch)
+    def test_step(self, batch: MiniBatches, batch_idx: int) -> None:
+        self._accumulate("test", batch, [self._evaluate(x, y) for x, y in batch])
 
-    def _step(self, stage: str, batch: tuple[Tensor, Tensor]) -> Tensor:
-        x, y = batch
+    def _evaluate(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         z = self(x)
-        loss = self.cost(z, y)
-        # Metrics accumulate on the device and are logged once per epoch: a self.log per step costs more
-        # than the book's mini-batch of 10 does to compute.
-        self.metrics[f"{stage}_loss"].update(loss.detach(), weight=len(y))
-        self.metrics[f"{stage}_acc"].update(z.detach(), y)
-        return loss
+        return z, self.cost(z, y)
+
+    def _accumulate(self, stage: str, batch: MiniBatches, outputs: list[tuple[Tensor, Tensor]]) -> Tensor:
+        """Add a step's mini-batches to the epoch's loss and accuracy, on the device; return their mean loss.
+
+        One metric update per step rather than per mini-batch: an update costs about as much as a
+        mini-batch of 10 takes to train.
+        """
+        sizes = torch.tensor([len(y) for _, y in batch], device=self.device, dtype=torch.float32)
+        losses = torch.stack([loss for _, loss in outputs]).float()
+        self.metrics[f"{stage}_loss"].update(losses, weight=sizes)
+        self.metrics[f"{stage}_acc"].update(torch.cat([z for z, _ in outputs]), torch.cat([y for _, y in batch]))
+        return (losses * sizes).sum() / sizes.sum()
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
