@@ -4,11 +4,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
+from nndl.config import compose
 from nndl.costs import LogLikelihoodCost, QuadraticCost
 from nndl.data import MNISTDataModule
 from nndl.models import CNN, MLP
@@ -20,12 +19,7 @@ OPTIONS = [(group, p.stem) for group in GROUPS for p in sorted((CONF / group).gl
 
 
 def compose_train(overrides: list[str], tmp_path: Path) -> DictConfig:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=[f"hydra.run.dir={tmp_path}", *overrides], return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(tmp_path)  # as @hydra.main sets it for each run
-    HydraConfig.instance().set_config(cfg)
-    return cfg
+    return compose(CONF, overrides, tmp_path)
 
 
 def test_every_group_has_options():

@@ -41,12 +41,12 @@ def test_train_size_keeps_the_first_images(shared_mnist):
 
 
 def sizes(loader) -> list[list[int]]:
-    return [[len(y) for _, y in step] for step in loader]
+    return [[len(y) for _, y in step.split()] for step in loader]
 
 
 def test_batches_are_float_images_in_unit_range(shared_mnist):
     dm = datamodule(shared_mnist, batch_size=32, eval_batch_size=64, mini_batches_per_step=1)
-    [(x, y)] = next(iter(dm.train_dataloader()))
+    [(x, y)] = next(iter(dm.train_dataloader())).split()
     assert x.shape == (32, 1, 28, 28) and x.dtype == torch.float32 and y.shape == (32,) and y.dtype == torch.int64
     assert 0.0 <= x.min() and x.max() == 1.0
     assert sizes(dm.train_dataloader()) == [[32]] * 15 + [[20]]  # every image once per epoch, the last batch smaller
@@ -65,7 +65,7 @@ def test_training_order_is_reshuffled_each_epoch_and_seeded(shared_mnist):
     def epoch_orders() -> list[torch.Tensor]:
         torch.manual_seed(7)
         loader = dm.train_dataloader()
-        return [torch.cat([x for x, _ in next(iter(loader))]).flatten(1).sum(1) for _ in range(2)]
+        return [next(iter(loader)).images.flatten(1).sum(1) for _ in range(2)]
 
     first, second = epoch_orders()
     assert not torch.equal(first, second)
@@ -75,7 +75,7 @@ def test_training_order_is_reshuffled_each_epoch_and_seeded(shared_mnist):
 
 def test_validation_and_test_keep_their_order(shared_mnist):
     dm = datamodule(shared_mnist, eval_batch_size=30)
-    labels = torch.cat([y for step in dm.test_dataloader() for _, y in step])
+    labels = torch.cat([step.labels for step in dm.test_dataloader()])
     assert torch.equal(labels, digits(100, seed=1)[1])
 
 

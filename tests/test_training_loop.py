@@ -7,7 +7,6 @@ import lightning as L
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import RandomSampler
 
 from nndl.costs import CrossEntropyCost, QuadraticCost
 from nndl.data import MNISTDataModule
@@ -18,10 +17,10 @@ ETA, MINI_BATCH_SIZE, EPOCHS, SEED = 3.0, 10, 6, 5
 
 def reference_sgd(model: nn.Module, cost, images: torch.Tensor, labels: torch.Tensor) -> None:
     """network.py's SGD: each epoch a fresh permutation of the training set, one update w → w − η ∇C per
-    mini-batch; the permutations are drawn as the data module draws them, by a seeded RandomSampler."""
-    sampler = RandomSampler(range(len(labels)), generator=torch.Generator().manual_seed(SEED))
+    mini-batch; the permutations come from a generator seeded as the data module's."""
+    generator = torch.Generator().manual_seed(SEED)
     for _ in range(EPOCHS):
-        order = torch.tensor(list(sampler))
+        order = torch.randperm(len(labels), generator=generator)
         for k in range(0, len(order), MINI_BATCH_SIZE):
             index = order[k : k + MINI_BATCH_SIZE]
             x, y = images[index].unsqueeze(1).float() / 255, labels[index]

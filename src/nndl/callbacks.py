@@ -11,6 +11,7 @@ class EpochTimer(L.Callback):
     def __init__(self) -> None:
         self._start = self._val_start = 0.0
         self._train_s = self._val_s = 0.0
+        self.total_train_s = 0.0  # all epochs' training time: what a run costs, without validation
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = time.perf_counter()
@@ -26,4 +27,5 @@ class EpochTimer(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         train_s = self._train_s or time.perf_counter() - self._start  # no validation this epoch: all of it trained
+        self.total_train_s += train_s
         pl_module.log_dict({"time/train_s": train_s, "time/val_s": self._val_s}, prog_bar=True)

@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,11 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig
 
+from nndl.callbacks import EpochTimer
+from nndl.data import MNISTDataModule
 from nndl.errors import NNDLError
 from nndl.models import Classifier
 
@@ -24,8 +28,18 @@ from nndl.models import Classifier
 FINAL_METRICS = ("val/acc", "val/loss", "test/acc", "test/loss")
 
 
-def train(cfg: DictConfig) -> float:
-    """Train and test one configuration; return the best validation accuracy (what a sweeper maximises)."""
+@dataclass
+class Run:
+    """Everything one run trains with, built from its config."""
+
+    datamodule: MNISTDataModule
+    model: Classifier
+    trainer: L.Trainer
+    logger: TensorBoardLogger
+
+
+def build_run(cfg: DictConfig) -> Run:
+    """Seed, then build the data (checked and read before anything else), the model and the trainer."""
     _quiet_library_noise()
     L.seed_everything(cfg.seed, workers=True)
 
@@ -43,7 +57,13 @@ def train(cfg: DictConfig) -> float:
         callbacks=callbacks,
         enable_progress_bar=sys.stderr.isatty() if progress_bar is None else progress_bar,
     )
+    return Run(datamodule, model, trainer, logger)
 
+
+def train(cfg: DictConfig) -> float:
+    """Train and test one configuration; return the best validation accuracy (what a sweeper maximises)."""
+    run = build_run(cfg)
+    datamodule, model, trainer, logger = run.datamodule, run.model, run.trainer, run.logger
     trainer.fit(model, datamodule=datamodule)
 
     best_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -57,9 +77,11 @@ def train(cfg: DictConfig) -> float:
         step=trainer.global_step,
     )
     logger.finalize("success")  # flush the events and write hparams.yaml
+    timers = [callback for callback in trainer.callbacks if isinstance(callback, EpochTimer)]
     report = {
         "best_epoch": best["epoch"],
         "epochs": trainer.current_epoch,
+        "train_time_s": timers[0].total_train_s if timers else None,
         "checkpoint": best_path,
         **{name: final[name] for name in FINAL_METRICS},
     }
@@ -107,7 +129,7 @@ def _quiet_library_noise() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 
-def run_hparams(cfg: DictConfig, model: Classifier, datamodule: Any) -> dict[str, Any]:
+def run_hparams(cfg: DictConfig, model: Classifier, datamodule: MNISTDataModule) -> dict[str, Any]:
     """The hyperparameters of a run, under the same keys for every model so that MLP and CNN runs compare."""
     choices = HydraConfig.get().runtime.choices
     return {

@@ -1,22 +1,38 @@
 """Mini-batches cut straight out of tensors held in memory.
 
 MNIST fits in memory as uint8 (47 MB for the 60,000 training images), so fetching is one indexing operation and
-one conversion to float: no per-sample ``__getitem__``, PIL transform or collate. Each fetch serves a whole
-Lightning step: ``mini_batches_per_step`` consecutive mini-batches of the epoch's order, as a list. The
-DataLoader still does the sampling (shuffled per epoch, or in order), so Lightning can swap in a distributed
-sampler for multi-GPU runs.
+one conversion to float: no per-example ``__getitem__``, PIL transform or collate. Each fetch serves a whole
+Lightning step: ``mini_batches_per_step`` consecutive mini-batches of the epoch's order, carried as one tensor
+of images and one of labels (``MiniBatches``), which the model splits. Every step of per-step work — fetching,
+moving to the device, Lightning's bookkeeping — is thus paid once for many mini-batches.
+
+The DataLoader still drives the sampling, so Lightning can wrap the sampler for multi-GPU runs (each process
+then trains on its share of the steps).
 """
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 
-class InMemoryBatches(Dataset[list[tuple[Tensor, Tensor]]]):
-    """``dataset[indices]`` is those examples as mini-batches of ``batch_size``: a list of (images, labels),
-    images as float in [0, 1] of shape (m, 1, 28, 28)."""
+class MiniBatches(NamedTuple):
+    """Consecutive mini-batches of ``batch_size`` examples (the last may be smaller), as single tensors."""
+
+    images: Tensor  # (n, 1, 28, 28) float in [0, 1]
+    labels: Tensor  # (n,) int64
+    batch_size: int
+
+    def split(self) -> Iterator[tuple[Tensor, Tensor]]:
+        """The mini-batches, in order: pairs of (images, labels) views."""
+        return zip(self.images.split(self.batch_size), self.labels.split(self.batch_size), strict=True)
+
+
+class InMemoryBatches(Dataset[MiniBatches]):
+    """``dataset[index]`` is the examples at ``index`` (a tensor of positions) as ``MiniBatches``."""
 
     def __init__(self, images: Tensor, labels: Tensor, batch_size: int) -> None:
         self.images = images  # (N, 28, 28) uint8
@@ -26,10 +42,27 @@ class InMemoryBatches(Dataset[list[tuple[Tensor, Tensor]]]):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, indices: Sequence[int]) -> list[tuple[Tensor, Tensor]]:
-        index = torch.as_tensor(indices)
-        x = self.images[index].unsqueeze(1).float().div_(255)
-        return list(zip(x.split(self.batch_size), self.labels[index].split(self.batch_size), strict=True))
+    def __getitem__(self, index: Tensor) -> MiniBatches:
+        images = self.images[index].unsqueeze(1).float().div_(255)
+        return MiniBatches(images, self.labels[index], self.batch_size)
+
+
+class Chunks(Sampler[Tensor]):
+    """Positions 0..n−1, in a fresh random order each epoch (or in order), cut into consecutive chunks.
+
+    torch's ``BatchSampler(RandomSampler(...))`` does the same with lists of Python ints; a tensor slice of one
+    ``randperm`` per epoch costs nothing per example.
+    """
+
+    def __init__(self, n: int, chunk_size: int, shuffle: bool, generator: torch.Generator | None = None) -> None:
+        self.n, self.chunk_size, self.shuffle, self.generator = n, chunk_size, shuffle, generator
+
+    def __len__(self) -> int:
+        return math.ceil(self.n / self.chunk_size)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        order = torch.randperm(self.n, generator=self.generator) if self.shuffle else torch.arange(self.n)
+        return iter(order.split(self.chunk_size))
 
 
 def batch_loader(
@@ -40,14 +73,16 @@ def batch_loader(
     mini_batches_per_step: int = 1,
     generator: torch.Generator | None = None,
 ) -> DataLoader:
-    """A DataLoader of lists of ``mini_batches_per_step`` mini-batches of ``batch_size``, reshuffled every epoch.
+    """A DataLoader of ``MiniBatches``: ``mini_batches_per_step`` mini-batches of ``batch_size`` per step.
 
-    Every example comes once per epoch; only the epoch's last mini-batch may be smaller. ``generator`` draws the
-    epochs' orders (torch's global generator when ``None``). With ``batch_size=None``
-    the DataLoader hands each index list from the BatchSampler to ``InMemoryBatches`` in one call instead of
-    fetching and collating examples one by one.
+    Every example comes once per epoch, in a new order each epoch when ``shuffle`` (drawn from ``generator``, or
+    torch's global generator when ``None``); only the epoch's last mini-batch may be smaller.
     """
     dataset = InMemoryBatches(images, labels, batch_size)
-    order = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
-    sampler = BatchSampler(order, batch_size * mini_batches_per_step, drop_last=False)
-    return DataLoader(dataset, batch_size=None, sampler=sampler)
+    sampler = Chunks(len(dataset), batch_size * mini_batches_per_step, shuffle, generator)
+    return DataLoader(dataset, batch_size=None, sampler=sampler, collate_fn=_as_is)
+
+
+def _as_is(batch: MiniBatches) -> MiniBatches:
+    """The DataLoader's collate step: the dataset already returns whole steps."""
+    return batch

@@ -41,7 +41,7 @@ class MNISTDataModule(L.LightningDataModule):
         data_dir: str | os.PathLike = "data",
         batch_size: int = 10,
         eval_batch_size: int = 1000,
-        mini_batches_per_step: int = 50,
+        mini_batches_per_step: int = 200,
         val_size: int = 10_000,
         train_size: int | None = None,
         download: bool = True,

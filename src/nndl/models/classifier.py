@@ -3,11 +3,11 @@
 A model subclasses ``Classifier`` and defines ``forward(x) -> z^L`` (the output layer's weighted input) and
 ``architecture`` (a short description for the run's hyperparameters); the cost turns z^L into a^L and C.
 
-The training loop is the book's ``SGD``: one gradient step per mini-batch. Lightning hands ``training_step`` a
-list of consecutive mini-batches of the epoch's shuffled order (``data.mini_batches_per_step`` of them) and the
-step updates the weights once per mini-batch, as ``network.py``'s ``update_mini_batch`` does. Taking several
-mini-batches per Lightning step spreads Lightning's own per-step cost over them: with the book's mini-batches of
-10, that cost would otherwise exceed the arithmetic.
+The training loop is the book's ``SGD``: one gradient step per mini-batch. Lightning hands ``training_step``
+consecutive mini-batches of the epoch's shuffled order (``data.mini_batches_per_step`` of them, as
+``MiniBatches``) and the step updates the weights once per mini-batch, as ``network.py``'s
+``update_mini_batch`` does. Taking many mini-batches per Lightning step spreads Lightning's own per-step cost
+over them: with the book's mini-batches of 10, that cost would otherwise exceed the arithmetic.
 """
 
 from collections.abc import Callable, Iterable
@@ -19,10 +19,11 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from nndl.costs import NUM_CLASSES, Cost
+from nndl.data.batches import MiniBatches
+from nndl.errors import ConfigError
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 Activation = Callable[[], nn.Module]
-MiniBatches = list[tuple[Tensor, Tensor]]  # [(images (m, 1, 28, 28), labels (m,)), ...]
 STAGES = ("train", "val", "test")
 
 
@@ -57,40 +58,55 @@ class Classifier(L.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.make_optimizer(self.parameters())
 
+    def on_fit_start(self) -> None:
+        if getattr(self.trainer.precision_plugin, "scaler", None) is not None:
+            raise ConfigError(
+                f"trainer.precision={self.trainer.precision} is not supported: its loss scaling needs Lightning's "
+                "own backward and step for every mini-batch; use 32-true or bf16-mixed"
+            )
+
     def training_step(self, batch: MiniBatches, batch_idx: int) -> None:
-        optimizer = self.optimizers()
-        outputs = []
-        for x, y in batch:  # one gradient descent step per mini-batch (chapter 1, eq. 20–21)
+        # The updates go straight to the torch optimizer: Lightning's optimizer wrapper runs its hooks on every
+        # step, which costs more than a mini-batch of 10 takes to train. What the wrapper would add for the
+        # precisions allowed here is the step count (trainer.global_step), kept below as Lightning keeps it.
+        optimizer = self.optimizers().optimizer
+        steps = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
+        zs, losses = [], []
+        for x, y in batch.split():  # one gradient descent step per mini-batch (chapter 1, eq. 20–21)
             z = self(x)
             loss = self.cost(z, y)
             optimizer.zero_grad()
-            self.manual_backward(loss)  # ∇C by backpropagation (chapter 2)
+            loss.backward()  # ∇C by backpropagation (chapter 2)
             optimizer.step()  # w → w − η ∇C for plain SGD
-            outputs.append((z.detach(), loss.detach()))
-        mean_loss = self._accumulate("train", batch, outputs)
+            steps.increment_ready()
+            steps.increment_completed()
+            zs.append(z.detach())
+            losses.append(loss.detach())
+        mean_loss = self._accumulate("train", batch, zs, losses)
         self.log("train/loss_step", mean_loss, on_step=True, on_epoch=False, batch_size=1)
 
     def validation_step(self, batch: MiniBatches, batch_idx: int) -> None:
-        self._accumulate("val", batch, [self._evaluate(x, y) for x, y in batch])
+        self._evaluate("val", batch)
 
     def test_step(self, batch: MiniBatches, batch_idx: int) -> None:
-        self._accumulate("test", batch, [self._evaluate(x, y) for x, y in batch])
+        self._evaluate("test", batch)
 
-    def _evaluate(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        z = self(x)
-        return z, self.cost(z, y)
+    def _evaluate(self, stage: str, batch: MiniBatches) -> None:
+        zs = [self(x) for x, _ in batch.split()]
+        losses = [self.cost(z, y) for z, (_, y) in zip(zs, batch.split(), strict=True)]
+        self._accumulate(stage, batch, zs, losses)
 
-    def _accumulate(self, stage: str, batch: MiniBatches, outputs: list[tuple[Tensor, Tensor]]) -> Tensor:
+    def _accumulate(self, stage: str, batch: MiniBatches, zs: list[Tensor], losses: list[Tensor]) -> Tensor:
         """Add a step's mini-batches to the epoch's loss and accuracy, on the device; return their mean loss.
 
         One metric update per step rather than per mini-batch: an update costs about as much as a
         mini-batch of 10 takes to train.
         """
-        sizes = torch.tensor([len(y) for _, y in batch], device=self.device, dtype=torch.float32)
-        losses = torch.stack([loss for _, loss in outputs]).float()
-        self.metrics[f"{stage}_loss"].update(losses, weight=sizes)
-        self.metrics[f"{stage}_acc"].update(torch.cat([z for z, _ in outputs]), torch.cat([y for _, y in batch]))
-        return (losses * sizes).sum() / sizes.sum()
+        sizes = torch.tensor([len(z) for z in zs], device=self.device, dtype=torch.float32)
+        loss = torch.stack(losses).float()
+        self.metrics[f"{stage}_loss"].update(loss, weight=sizes)
+        self.metrics[f"{stage}_acc"].update(torch.cat(zs), batch.labels)
+        return (loss * sizes).sum() / sizes.sum()
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
