@@ -29,6 +29,7 @@ def test_every_group_has_options():
     assert {"quadratic", "cross_entropy", "log_likelihood"} <= {o for g, o in OPTIONS if g == "cost"}
     assert {"sigmoid", "tanh", "relu"} <= {o for g, o in OPTIONS if g == "activation"}
     assert {"sgd", "momentum", "adam", "rmsprop"} <= {o for g, o in OPTIONS if g == "optimizer"}
+    assert {"one_cycle"} <= {o for g, o in OPTIONS if g == "scheduler"}
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
@@ -36,7 +37,11 @@ def test_every_option_composes_and_instantiates(group, option, tmp_path):
     cfg = compose_train([f"{group}={option}"], tmp_path)
     model = build_model(cfg)
     assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
-    assert isinstance(model.configure_optimizers(), torch.optim.Optimizer)
+    if cfg.get("scheduler"):  # a schedule needs the run's length, which only the Trainer knows
+        optimizer = instantiate(cfg.optimizer)(model.parameters())
+        assert isinstance(instantiate(cfg.scheduler)(optimizer, total_steps=10), torch.optim.lr_scheduler.LRScheduler)
+    else:
+        assert isinstance(model.configure_optimizers(), torch.optim.Optimizer)
     assert isinstance(instantiate(cfg.data), MNISTDataModule)
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
     if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():

@@ -103,6 +103,7 @@ def build_model(cfg: DictConfig) -> Classifier:
         cost=build(cfg.cost),
         activation=build(cfg.activation),
         optimizer=build(cfg.optimizer),
+        scheduler=build(cfg.scheduler) if cfg.get("scheduler") else None,
         _convert_="all",  # plain lists in the model's hyperparameters, not OmegaConf containers
     )
 
@@ -139,6 +140,7 @@ def run_hparams(cfg: DictConfig, model: Classifier, datamodule: MNISTDataModule)
         "activation": choices.get("activation"),
         "conv_activation": choices.get("activation@model.conv_activation") or "none",
         "optimizer": choices.get("optimizer"),
+        "scheduler": choices.get("scheduler") or "none",
         "lr": cfg.optimizer.lr,
         "weight_decay": cfg.optimizer.get("weight_decay", 0.0),
         "batch_size": cfg.data.batch_size,

@@ -61,7 +61,12 @@ class Chunks(Sampler[Tensor]):
         return math.ceil(self.n / self.chunk_size)
 
     def __iter__(self) -> Iterator[Tensor]:
-        order = torch.randperm(self.n, generator=self.generator) if self.shuffle else torch.arange(self.n)
+        # Drawn where the generator lives: on the GPU when the data is there, so no index crosses to it per step.
+        device = self.generator.device if self.generator is not None else None
+        if self.shuffle:
+            order = torch.randperm(self.n, generator=self.generator, device=device)
+        else:
+            order = torch.arange(self.n, device=device)
         return iter(order.split(self.chunk_size))
 
 
@@ -76,7 +81,8 @@ def batch_loader(
     """A DataLoader of ``MiniBatches``: ``mini_batches_per_step`` mini-batches of ``batch_size`` per step.
 
     Every example comes once per epoch, in a new order each epoch when ``shuffle`` (drawn from ``generator``, or
-    torch's global generator when ``None``); only the epoch's last mini-batch may be smaller.
+    torch's global generator when ``None``); only the epoch's last mini-batch may be smaller. The batches are
+    made on the device that holds ``images``.
     """
     dataset = InMemoryBatches(images, labels, batch_size)
     sampler = Chunks(len(dataset), batch_size * mini_batches_per_step, shuffle, generator)

@@ -5,6 +5,7 @@ validate; the official 10,000 test images test. ``train_size`` keeps only the fi
 overfitting run in chapter 3 trains on 1,000).
 """
 
+import math
 import os
 from pathlib import Path
 
@@ -92,10 +93,22 @@ class MNISTDataModule(L.LightningDataModule):
             self.val_data = images[n_train:], labels[n_train:]
         if stage in ("test", "predict", None) and self.test_data is None:
             self.test_data = self._read(train=False)
+        if self.trainer is not None:  # a GPU run keeps the whole dataset on the GPU: no copy per step
+            device = self.trainer.strategy.root_device
+            self.train_data, self.val_data, self.test_data = (
+                None if split is None else (split[0].to(device), split[1].to(device))
+                for split in (self.train_data, self.val_data, self.test_data)
+            )
+
+    @property
+    def mini_batches_per_epoch(self) -> int:
+        """How many updates an epoch makes: the training examples in mini-batches of ``batch_size``."""
+        return math.ceil(len(self._require(self.train_data, "fit")[1]) / self.batch_size)
 
     def train_dataloader(self) -> DataLoader:
         train = self._require(self.train_data, "fit")
-        generator = None if self.seed is None else torch.Generator().manual_seed(self.seed)
+        images, _ = train
+        generator = None if self.seed is None else torch.Generator(images.device).manual_seed(self.seed)
         return batch_loader(*train, self.batch_size, True, self.mini_batches_per_step, generator)
 
     def val_dataloader(self) -> DataLoader:

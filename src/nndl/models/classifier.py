@@ -23,8 +23,11 @@ from nndl.data.batches import MiniBatches
 from nndl.errors import ConfigError
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]  # (optimizer, total_steps=...) -> scheduler
 Activation = Callable[[], nn.Module]
 STAGES = ("train", "val", "test")
+# Constructor arguments that are objects built from their own config groups, not hyperparameters to save.
+BUILT_ARGUMENTS = ["cost", "optimizer", "scheduler", "activation", "conv_activation"]
 
 
 class Classifier(L.LightningModule):
@@ -38,13 +41,17 @@ class Classifier(L.LightningModule):
     Args:
         cost: one of ``nndl.costs`` (conf/cost).
         optimizer: called with the parameters, returns the optimizer (conf/optimizer, a Hydra partial).
+        scheduler: ``None`` keeps the learning rate fixed, as the book does; else called with the optimizer and
+            ``total_steps`` (the run's number of mini-batch updates), returns a learning-rate schedule that
+            advances after every update (conf/scheduler, e.g. one-cycle).
     """
 
-    def __init__(self, cost: Cost, optimizer: OptimizerFactory) -> None:
+    def __init__(self, cost: Cost, optimizer: OptimizerFactory, scheduler: SchedulerFactory | None = None) -> None:
         super().__init__()
         self.automatic_optimization = False  # the loop over mini-batches is ours, in training_step
         self.cost = cost
         self.make_optimizer = optimizer
+        self.make_scheduler = scheduler
         self.metrics = nn.ModuleDict()  # "train_loss", "train_acc", "val_loss", ...
         for stage in STAGES:
             self.metrics[f"{stage}_loss"] = MeanMetric()
@@ -55,8 +62,15 @@ class Classifier(L.LightningModule):
     def architecture(self) -> str:
         raise NotImplementedError
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.make_optimizer(self.parameters())
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict:
+        optimizer = self.make_optimizer(self.parameters())
+        if self.make_scheduler is None:
+            return optimizer
+        epochs, per_epoch = self.trainer.max_epochs, getattr(self.trainer.datamodule, "mini_batches_per_epoch", None)
+        if not epochs or epochs < 1 or per_epoch is None:
+            raise ConfigError(f"scheduler needs a known number of updates: set trainer.max_epochs (got {epochs})")
+        # Returned to Lightning so that its state is checkpointed; training_step advances it.
+        return {"optimizer": optimizer, "lr_scheduler": self.make_scheduler(optimizer, total_steps=epochs * per_epoch)}
 
     def on_fit_start(self) -> None:
         if getattr(self.trainer.precision_plugin, "scaler", None) is not None:
@@ -70,6 +84,7 @@ class Classifier(L.LightningModule):
         # step, which costs more than a mini-batch of 10 takes to train. What the wrapper would add for the
         # precisions allowed here is the step count (trainer.global_step), kept below as Lightning keeps it.
         optimizer = self.optimizers().optimizer
+        scheduler = self.lr_schedulers()
         steps = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
         zs, losses = [], []
         for x, y in batch.split():  # one gradient descent step per mini-batch (chapter 1, eq. 20–21)
@@ -78,6 +93,8 @@ class Classifier(L.LightningModule):
             optimizer.zero_grad()
             loss.backward()  # ∇C by backpropagation (chapter 2)
             optimizer.step()  # w → w − η ∇C for plain SGD
+            if scheduler is not None:
+                scheduler.step()
             steps.increment_ready()
             steps.increment_completed()
             zs.append(z.detach())
@@ -110,6 +127,7 @@ class Classifier(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
+        self.log("train/lr", self.optimizers().optimizer.param_groups[0]["lr"])  # at the epoch's end
 
     def on_validation_epoch_end(self) -> None:
         values = self._log_epoch("val")

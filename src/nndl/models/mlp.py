@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from nndl.costs import Cost
 from nndl.errors import ConfigError
-from nndl.models.classifier import Activation, Classifier, OptimizerFactory
+from nndl.models.classifier import BUILT_ARGUMENTS, Activation, Classifier, OptimizerFactory, SchedulerFactory
 
 INITS = ("large", "default")
 
@@ -26,6 +26,7 @@ class MLP(Classifier):
         init: ``large``: weights and biases N(0, 1), as ``network.py`` (chapter 1); ``default``: weights
             N(0, 1/n_in) so that z starts small and hidden neurons do not saturate, biases N(0, 1), as
             ``network2.py`` (chapter 3, "Weight initialization").
+        scheduler: an optional learning-rate schedule (see ``Classifier``).
     """
 
     def __init__(
@@ -35,8 +36,9 @@ class MLP(Classifier):
         activation: Activation,
         sizes: Sequence[int] = (784, 30, 10),
         init: str = "large",
+        scheduler: SchedulerFactory | None = None,
     ) -> None:
-        super().__init__(cost, optimizer)
+        super().__init__(cost, optimizer, scheduler)
         sizes = list(sizes)
         if len(sizes) < 2 or sizes[0] != 784 or sizes[-1] != 10 or min(sizes) < 1:
             raise ConfigError(
@@ -45,7 +47,7 @@ class MLP(Classifier):
             )
         if init not in INITS:
             raise ConfigError(f"model.init={init!r} is not allowed: choose one of {', '.join(INITS)}")
-        self.save_hyperparameters(ignore=["cost", "optimizer", "activation"], logger=False)
+        self.save_hyperparameters(ignore=BUILT_ARGUMENTS, logger=False)
         self.sizes = sizes
         self.init = init
         self.layers = nn.ModuleList(nn.Linear(n_in, n_out) for n_in, n_out in itertools.pairwise(sizes))
