@@ -149,4 +149,5 @@ def run_hparams(cfg: DictConfig, model: Classifier, datamodule: MNISTDataModule)
         "max_epochs": cfg.trainer.max_epochs,
         "seed": cfg.seed,
         "experiment": choices.get("experiment") or "none",
+        "book_accuracy": cfg.get("book_accuracy") or 0.0,
     }

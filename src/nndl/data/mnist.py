@@ -32,6 +32,8 @@ class MNISTDataModule(L.LightningDataModule):
         mini_batches_per_step: how many mini-batches one Lightning training step trains on (one update each).
         val_size: how many of the last training images validate (the book: 10,000).
         train_size: keep only the first N of the remaining training images; ``None`` keeps them all.
+        expand: add to the training images their four 1-pixel shifts (up, down, left, right), as the book's
+            expand_mnist.py (chapter 6): five times the training set, built in memory, the same every run.
         download: fetch the files with torchvision when they are missing.
         seed: seeds the shuffling: epoch e trains in the e-th permutation drawn from a generator with this seed,
             whatever else draws random numbers; ``None`` draws from torch's global generator.
@@ -45,6 +47,7 @@ class MNISTDataModule(L.LightningDataModule):
         mini_batches_per_step: int = 200,
         val_size: int = 10_000,
         train_size: int | None = None,
+        expand: bool = False,
         download: bool = True,
         seed: int | None = None,
     ) -> None:
@@ -61,6 +64,7 @@ class MNISTDataModule(L.LightningDataModule):
         self.mini_batches_per_step = mini_batches_per_step
         self.val_size = val_size
         self.train_size = train_size
+        self.expand = expand
         self.download = download
         self.seed = seed
         self.train_data: tuple[Tensor, Tensor] | None = None
@@ -90,6 +94,8 @@ class MNISTDataModule(L.LightningDataModule):
                 )
             keep = self.train_size or n_train
             self.train_data = images[:keep], labels[:keep]
+            if self.expand:
+                self.train_data = expanded(*self.train_data)
             self.val_data = images[n_train:], labels[n_train:]
         if stage in ("test", "predict", None) and self.test_data is None:
             self.test_data = self._read(train=False)
@@ -132,6 +138,16 @@ class MNISTDataModule(L.LightningDataModule):
         if split is None:
             raise RuntimeError(f"call setup('{stage}') before asking for this dataloader")
         return split
+
+
+def expanded(images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """The images followed by their copies shifted one pixel up, down, left and right (zeros shifted in)."""
+    padded = torch.nn.functional.pad(images, (1, 1, 1, 1))  # (N, 30, 30)
+    size = images.shape[-1]
+    shifts = [
+        padded[:, 1 + dy : 1 + dy + size, 1 + dx : 1 + dx + size] for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1))
+    ]
+    return torch.cat([images, *shifts]), labels.repeat(5)
 
 
 def _check_range(key: str, value: int, low: int, high: int | None) -> None:

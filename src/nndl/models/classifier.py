@@ -44,14 +44,20 @@ class Classifier(L.LightningModule):
         scheduler: ``None`` keeps the learning rate fixed, as the book does; else called with the optimizer and
             ``total_steps`` (the run's number of mini-batch updates), returns a learning-rate schedule that
             advances after every update (conf/scheduler, e.g. one-cycle).
+        l2: λ of the book's L2 regularisation (chapter 3, eq. 87): C = C_0 + λ/2n Σ_w w², on the weights only,
+            n the number of training examples; each update is then w → (1 − ηλ/n) w − η ∂C_0/∂w (eq. 93).
+            The logged loss is C_0.
     """
 
-    def __init__(self, cost: Cost, optimizer: OptimizerFactory, scheduler: SchedulerFactory | None = None) -> None:
+    def __init__(
+        self, cost: Cost, optimizer: OptimizerFactory, scheduler: SchedulerFactory | None = None, l2: float = 0.0
+    ) -> None:
         super().__init__()
         self.automatic_optimization = False  # the loop over mini-batches is ours, in training_step
         self.cost = cost
         self.make_optimizer = optimizer
         self.make_scheduler = scheduler
+        self.l2 = l2
         self.metrics = nn.ModuleDict()  # "train_loss", "train_acc", "val_loss", ...
         for stage in STAGES:
             self.metrics[f"{stage}_loss"] = MeanMetric()
@@ -63,7 +69,7 @@ class Classifier(L.LightningModule):
         raise NotImplementedError
 
     def configure_optimizers(self) -> torch.optim.Optimizer | dict:
-        optimizer = self.make_optimizer(self.parameters())
+        optimizer = self.make_optimizer(self._parameter_groups())
         if self.make_scheduler is None:
             return optimizer
         epochs, per_epoch = self.trainer.max_epochs, getattr(self.trainer.datamodule, "mini_batches_per_epoch", None)
@@ -71,6 +77,34 @@ class Classifier(L.LightningModule):
             raise ConfigError(f"scheduler needs a known number of updates: set trainer.max_epochs (got {epochs})")
         # Returned to Lightning so that its state is checkpointed; training_step advances it.
         return {"optimizer": optimizer, "lr_scheduler": self.make_scheduler(optimizer, total_steps=epochs * per_epoch)}
+
+    def _parameter_groups(self) -> list[dict]:
+        """All parameters, the weights (tensors of 2 or more dimensions) decayed by λ/n when ``l2`` is set.
+
+        Adding (λ/n) w to the gradient of the weights is the gradient of λ/2n Σ w², for any optimizer; for plain
+        SGD it is network2.py's update (1 − ηλ/n) w − η ∂C_0/∂w exactly.
+        """
+        if not self.l2:
+            return [{"params": list(self.parameters())}]
+        if getattr(self.make_optimizer, "keywords", {}).get("weight_decay"):
+            raise ConfigError("set either model.l2 (the book's λ, on weights only) or optimizer.weight_decay, not both")
+        n = len(self.trainer.datamodule.train_data[1])
+        weights = [p for p in self.parameters() if p.ndim > 1]
+        others = [p for p in self.parameters() if p.ndim <= 1]
+        return [{"params": weights, "weight_decay": self.l2 / n}, {"params": others, "weight_decay": 0.0}]
+
+    def gradients(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """Feed forward, compute the cost and fill every parameter's ``.grad`` with ∂C/∂parameter.
+
+        Returns (z^L, C). Here autograd backpropagates (chapter 2); ``MLP`` can use the book's equations instead.
+        """
+        z = self(x)
+        loss = self.cost(z, y)
+        loss.backward()
+        return z, loss
+
+    def log_gradients(self) -> None:
+        """Log what the latest mini-batch's gradients show (called once per Lightning step); nothing by default."""
 
     def on_fit_start(self) -> None:
         if getattr(self.trainer.precision_plugin, "scaler", None) is not None:
@@ -88,10 +122,8 @@ class Classifier(L.LightningModule):
         steps = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
         zs, losses = [], []
         for x, y in batch.split():  # one gradient descent step per mini-batch (chapter 1, eq. 20–21)
-            z = self(x)
-            loss = self.cost(z, y)
             optimizer.zero_grad()
-            loss.backward()  # ∇C by backpropagation (chapter 2)
+            z, loss = self.gradients(x, y)  # ∇C by backpropagation (chapter 2)
             optimizer.step()  # w → w − η ∇C for plain SGD
             if scheduler is not None:
                 scheduler.step()
@@ -101,6 +133,7 @@ class Classifier(L.LightningModule):
             losses.append(loss.detach())
         mean_loss = self._accumulate("train", batch, zs, losses)
         self.log("train/loss_step", mean_loss, on_step=True, on_epoch=False, batch_size=1)
+        self.log_gradients()
 
     def validation_step(self, batch: MiniBatches, batch_idx: int) -> None:
         self._evaluate("val", batch)

@@ -6,11 +6,13 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from nndl.backprop import backprop
 from nndl.costs import Cost
 from nndl.errors import ConfigError
 from nndl.models.classifier import BUILT_ARGUMENTS, Activation, Classifier, OptimizerFactory, SchedulerFactory
 
 INITS = ("large", "default")
+BACKPROPS = ("autograd", "manual")
 
 
 class MLP(Classifier):
@@ -26,7 +28,13 @@ class MLP(Classifier):
         init: ``large``: weights and biases N(0, 1), as ``network.py`` (chapter 1); ``default``: weights
             N(0, 1/n_in) so that z starts small and hidden neurons do not saturate, biases N(0, 1), as
             ``network2.py`` (chapter 3, "Weight initialization").
+        dropout: the probability of dropping each hidden neuron during training (chapter 3, "Dropout").
+        l2: λ of the book's L2 regularisation (see ``Classifier``).
+        backprop: ``autograd``, or ``manual``: the gradients by the book's four equations (``nndl.backprop``).
         scheduler: an optional learning-rate schedule (see ``Classifier``).
+
+    Every Lightning step logs the length of ∂C/∂b^l for each layer l = 1..L of its last mini-batch, under
+    ``grad_norm/layer_<l>``: the book's "speed of learning" of each layer (chapter 5).
     """
 
     def __init__(
@@ -36,9 +44,12 @@ class MLP(Classifier):
         activation: Activation,
         sizes: Sequence[int] = (784, 30, 10),
         init: str = "large",
+        dropout: float = 0.0,
+        l2: float = 0.0,
+        backprop: str = "autograd",
         scheduler: SchedulerFactory | None = None,
     ) -> None:
-        super().__init__(cost, optimizer, scheduler)
+        super().__init__(cost, optimizer, scheduler, l2)
         sizes = list(sizes)
         if len(sizes) < 2 or sizes[0] != 784 or sizes[-1] != 10 or min(sizes) < 1:
             raise ConfigError(
@@ -47,11 +58,19 @@ class MLP(Classifier):
             )
         if init not in INITS:
             raise ConfigError(f"model.init={init!r} is not allowed: choose one of {', '.join(INITS)}")
+        if backprop not in BACKPROPS:
+            raise ConfigError(f"model.backprop={backprop!r} is not allowed: choose one of {', '.join(BACKPROPS)}")
+        if not 0 <= dropout < 1:
+            raise ConfigError(f"model.dropout={dropout} is out of range: it must be in [0, 1)")
+        if backprop == "manual" and dropout:
+            raise ConfigError("model.backprop=manual computes the book's equations, which have no dropout")
         self.save_hyperparameters(ignore=BUILT_ARGUMENTS, logger=False)
         self.sizes = sizes
         self.init = init
         self.layers = nn.ModuleList(nn.Linear(n_in, n_out) for n_in, n_out in itertools.pairwise(sizes))
         self.activation = activation()
+        self.dropout = nn.Dropout(dropout)
+        self.backprop = backprop
         self.reset_parameters()
 
     @torch.no_grad()
@@ -69,5 +88,17 @@ class MLP(Classifier):
         a = x.flatten(1)  # the 28×28 image as the 784 input activations
         *hidden, output = self.layers  # (slicing a ModuleList builds a new one: too slow for every mini-batch)
         for layer in hidden:
-            a = self.activation(layer(a))
+            a = self.dropout(self.activation(layer(a)))
         return output(a)  # z^L
+
+    def gradients(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        if self.backprop == "autograd":
+            return super().gradients(x, y)
+        z, loss, nablas = backprop(list(self.layers), self.activation, self.cost, x, y)
+        for layer, (nabla_w, nabla_b) in zip(self.layers, nablas, strict=True):
+            layer.weight.grad, layer.bias.grad = nabla_w, nabla_b
+        return z, loss
+
+    def log_gradients(self) -> None:
+        norms = {f"grad_norm/layer_{l}": layer.bias.grad.norm() for l, layer in enumerate(self.layers, start=1)}
+        self.log_dict(norms, on_step=True, on_epoch=False, batch_size=1)
