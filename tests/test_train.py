@@ -1,5 +1,6 @@
 """scripts/train.py end to end, as a user runs it, on the tiny generated MNIST files."""
 
+import itertools
 import json
 import os
 import subprocess
@@ -115,3 +116,27 @@ def test_missing_data_is_one_clear_error(tmp_path):
 def test_bad_config_values_are_named(shared_mnist, tmp_path, override, message):
     result = train(shared_mnist, override, f"hydra.run.dir={tmp_path}")
     assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def first_gradient_norms(run_dir: Path, layers: int) -> list[float]:
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    return [events.Scalars(f"grad_norm/layer_{l}")[0].value for l in range(1, layers + 1)]
+
+
+def test_vanishing_gradients_earlier_layers_learn_slower(shared_mnist, tmp_path):
+    """Chapter 5: in the [784, 30, 30, 30, 30, 10] sigmoid network, ‖∂C/∂b^l‖ grows from the first hidden
+    layer to the last; each layer learns several times faster than the one before it."""
+    result = train(
+        shared_mnist, "experiment=ch5_784_30_30_30_30_10", "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}"
+    )
+    assert result.returncode == 0, result.stderr
+    speeds = first_gradient_norms(tmp_path, 5)
+    assert all(earlier * 2 < later for earlier, later in itertools.pairwise(speeds[:4])), speeds
+
+
+def test_exploding_gradients_earlier_layers_learn_faster(shared_mnist, tmp_path):
+    result = train(shared_mnist, "experiment=ch5_exploding", "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    speeds = first_gradient_norms(tmp_path, 5)
+    assert all(earlier > 2 * later for earlier, later in itertools.pairwise(speeds)), speeds
