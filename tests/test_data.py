@@ -65,7 +65,7 @@ def test_training_order_is_reshuffled_each_epoch_and_seeded(shared_mnist):
     def epoch_orders() -> list[torch.Tensor]:
         torch.manual_seed(7)
         loader = dm.train_dataloader()
-        return [next(iter(loader)).images.flatten(1).sum(1) for _ in range(2)]
+        return [next(iter(loader)).x.flatten(1).sum(1) for _ in range(2)]
 
     first, second = epoch_orders()
     assert not torch.equal(first, second)
@@ -75,7 +75,7 @@ def test_training_order_is_reshuffled_each_epoch_and_seeded(shared_mnist):
 
 def test_validation_and_test_keep_their_order(shared_mnist):
     dm = datamodule(shared_mnist, eval_batch_size=30)
-    labels = torch.cat([step.labels for step in dm.test_dataloader()])
+    labels = torch.cat([step.y for step in dm.test_dataloader()])
     assert torch.equal(labels, digits(100, seed=1)[1])
 
 

@@ -17,10 +17,12 @@ HPARAM_KEYS = {"model", "architecture", "cost", "activation", "optimizer", "lr",
 HPARAM_METRICS = {"hp/val_acc", "hp/val_loss", "hp/test_acc", "hp/test_loss"}
 
 
-def train(data_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
+def train(data_dir: Path, *overrides: str, val_size: int | None = 100) -> subprocess.CompletedProcess:
+    """scripts/train.py with the MNIST files in ``data_dir`` (100 of their training images validate)."""
     env = {**os.environ, "NNDL_DATA_DIR": str(data_dir)}
+    split = [f"data.val_size={val_size}"] if val_size else []
     return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "train.py"), *overrides, "data.val_size=100"],
+        [sys.executable, str(ROOT / "scripts" / "train.py"), *overrides, *split],
         env=env,
         capture_output=True,
         text=True,
@@ -140,3 +142,20 @@ def test_exploding_gradients_earlier_layers_learn_faster(shared_mnist, tmp_path)
     assert result.returncode == 0, result.stderr
     speeds = first_gradient_norms(tmp_path, 5)
     assert all(earlier > 2 * later for earlier, later in itertools.pairwise(speeds)), speeds
+
+
+def test_universality_sweep_fits_better_with_more_hidden_neurons(tmp_path):
+    """Chapter 4: one hidden layer approximates f(x); the figure of the fit lands in TensorBoard."""
+    result = train(
+        tmp_path / "no-mnist-needed", "-m", "experiment=universality", "model.hidden=2,50", "trainer.max_epochs=20",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}", val_size=None,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    losses = {}
+    for hidden in (2, 50):
+        [run] = (tmp_path / "sweep").glob(f"*model.hidden={hidden},*")
+        events = EventAccumulator(str(run), size_guidance={"images": 0})
+        events.Reload()
+        assert [image.step for image in events.Images("universality/fit")] == [1000, 2000]  # epochs 10 and 20
+        losses[hidden] = json.loads((run / "metrics.json").read_text())["test/loss"]
+    assert losses[50] < losses[2] / 2, losses

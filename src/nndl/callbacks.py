@@ -38,8 +38,10 @@ class HalveEtaOnPlateau(L.Callback):
     fallen to ``stop_at`` (1/128 in the book) of its starting value. Built on torch's ReduceLROnPlateau.
     """
 
-    def __init__(self, patience: int = 10, stop_at: float = 1 / 128, monitor: str = "val/acc") -> None:
-        self.patience, self.stop_at, self.monitor = patience, stop_at, monitor
+    def __init__(
+        self, patience: int = 10, stop_at: float = 1 / 128, monitor: str = "val/acc", mode: str = "max"
+    ) -> None:
+        self.patience, self.stop_at, self.monitor, self.mode = patience, stop_at, monitor, mode
         self.schedule: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
         self.start_lr = 0.0
 
@@ -47,7 +49,7 @@ class HalveEtaOnPlateau(L.Callback):
         optimizer = trainer.optimizers[0]
         # patience - 1: ReduceLROnPlateau halves after more than `patience` bad epochs; the book after `patience`.
         self.schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="max", factor=0.5, patience=self.patience - 1, threshold=0.0
+            optimizer, mode=self.mode, factor=0.5, patience=self.patience - 1, threshold=0.0
         )
         self.start_lr = optimizer.param_groups[0]["lr"]
 

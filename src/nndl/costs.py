@@ -84,3 +84,18 @@ class LogLikelihoodCost:
     def delta(self, z: Tensor, y: Tensor) -> Tensor:
         """δ^L = a^L − y, with a^L the softmax output (chapter 3)."""
         return torch.softmax(z, dim=1) - one_hot(y, z)
+
+
+class SquaredError:
+    """C = ½ (y − a)² with a single linear output neuron a = z: the quadratic cost for a real-valued target,
+    as when a network approximates a function (chapter 4). Here y holds the targets themselves."""
+
+    def __call__(self, z: Tensor, y: Tensor) -> Tensor:
+        return 0.5 * (z - y).pow(2).sum(dim=1).mean()
+
+    def output(self, z: Tensor) -> Tensor:
+        return z
+
+    def delta(self, z: Tensor, y: Tensor) -> Tensor:
+        """δ^L = a − y: the output neuron is linear, σ'(z) = 1."""
+        return z - y

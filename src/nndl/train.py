@@ -20,20 +20,16 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig
 
 from nndl.callbacks import EpochTimer
-from nndl.data import MNISTDataModule
 from nndl.errors import NNDLError
-from nndl.models import Classifier
-
-# Shown in TensorBoard's HPARAMS tab next to each run's hyperparameters (scalars of their own, logged at the end).
-FINAL_METRICS = ("val/acc", "val/loss", "test/acc", "test/loss")
+from nndl.models import Network
 
 
 @dataclass
 class Run:
     """Everything one run trains with, built from its config."""
 
-    datamodule: MNISTDataModule
-    model: Classifier
+    datamodule: L.LightningDataModule
+    model: Network
     trainer: L.Trainer
     logger: TensorBoardLogger
 
@@ -61,19 +57,25 @@ def build_run(cfg: DictConfig) -> Run:
 
 
 def train(cfg: DictConfig) -> float:
-    """Train and test one configuration; return the best validation accuracy (what a sweeper maximises)."""
+    """Train and test one configuration; return its best value of ``cfg.monitor`` (what a sweeper optimises).
+
+    The best epoch is the one with the best ``monitor`` on the validation set (``val/acc`` by default): its
+    checkpoint is tested, and its validation metrics with the test metrics are the run's final metrics, shown in
+    TensorBoard's HPARAMS tab as ``hp/val_acc``, ``hp/test_acc``, ... next to the run's hyperparameters.
+    """
     run = build_run(cfg)
     datamodule, model, trainer, logger = run.datamodule, run.model, run.trainer, run.logger
     trainer.fit(model, datamodule=datamodule)
 
     best_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     test = trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)[0]
-    best = max(model.val_history, key=lambda epoch: epoch["val/acc"])
+    pick = max if cfg.monitor_mode == "max" else min  # the first best epoch, as ModelCheckpoint keeps it
+    best = pick(model.val_history, key=lambda epoch: epoch[cfg.monitor])
     final = {**{k: v for k, v in best.items() if k.startswith("val/")}, **test}
 
     logger.log_hyperparams(
         run_hparams(cfg, model, datamodule),
-        metrics={f"hp/{name.replace('/', '_')}": final[name] for name in FINAL_METRICS},
+        metrics={f"hp/{name.replace('/', '_')}": value for name, value in final.items()},
         step=trainer.global_step,
     )
     logger.finalize("success")  # flush the events and write hparams.yaml
@@ -83,20 +85,20 @@ def train(cfg: DictConfig) -> float:
         "epochs": trainer.current_epoch,
         "train_time_s": timers[0].total_train_s if timers else None,
         "checkpoint": best_path,
-        **{name: final[name] for name in FINAL_METRICS},
+        **final,
     }
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     (run_dir / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     print(
         f"\nFinal metrics (best epoch {best['epoch']} of {trainer.current_epoch}, tested from "
         f"{best_path or 'the last weights'}):\n"
-        + "\n".join(f"  {name:<10} {final[name]:.4f}" for name in FINAL_METRICS)
+        + "\n".join(f"  {name:<10} {value:.4f}" for name, value in final.items())
         + f"\nRun directory: {run_dir}"
     )
-    return best["val/acc"]
+    return best[cfg.monitor]
 
 
-def build_model(cfg: DictConfig) -> Classifier:
+def build_model(cfg: DictConfig) -> Network:
     """The model of conf/model, given the cost, hidden activation and optimizer of their own groups."""
     return build(
         cfg.model,
@@ -130,7 +132,7 @@ def _quiet_library_noise() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 
-def run_hparams(cfg: DictConfig, model: Classifier, datamodule: MNISTDataModule) -> dict[str, Any]:
+def run_hparams(cfg: DictConfig, model: Network, datamodule: L.LightningDataModule) -> dict[str, Any]:
     """The hyperparameters of a run, under the same keys for every model so that MLP and CNN runs compare."""
     choices = HydraConfig.get().runtime.choices
     return {

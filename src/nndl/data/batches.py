@@ -11,7 +11,7 @@ then trains on its share of the steps).
 """
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import torch
@@ -22,29 +22,35 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 class MiniBatches(NamedTuple):
     """Consecutive mini-batches of ``batch_size`` examples (the last may be smaller), as single tensors."""
 
-    images: Tensor  # (n, 1, 28, 28) float in [0, 1]
-    labels: Tensor  # (n,) int64
+    x: Tensor  # inputs: MNIST images (n, 1, 28, 28), float in [0, 1]
+    y: Tensor  # desired outputs: MNIST labels (n,), int64
     batch_size: int
 
     def split(self) -> Iterator[tuple[Tensor, Tensor]]:
-        """The mini-batches, in order: pairs of (images, labels) views."""
-        return zip(self.images.split(self.batch_size), self.labels.split(self.batch_size), strict=True)
+        """The mini-batches, in order: pairs of (x, y) views."""
+        return zip(self.x.split(self.batch_size), self.y.split(self.batch_size), strict=True)
+
+
+def unit_pixels(images: Tensor) -> Tensor:
+    """uint8 images (n, 28, 28) as the network's input: float in [0, 1], one channel (n, 1, 28, 28)."""
+    return images.unsqueeze(1).float().div_(255)
 
 
 class InMemoryBatches(Dataset[MiniBatches]):
-    """``dataset[index]`` is the examples at ``index`` (a tensor of positions) as ``MiniBatches``."""
+    """``dataset[index]`` is the examples at ``index`` (a tensor of positions) as ``MiniBatches``, their inputs
+    passed through ``transform`` (MNIST: ``unit_pixels``)."""
 
-    def __init__(self, images: Tensor, labels: Tensor, batch_size: int) -> None:
-        self.images = images  # (N, 28, 28) uint8
-        self.labels = labels  # (N,) int64
-        self.batch_size = batch_size
+    def __init__(
+        self, inputs: Tensor, targets: Tensor, batch_size: int, transform: Callable[[Tensor], Tensor] | None = None
+    ) -> None:
+        self.inputs, self.targets, self.batch_size, self.transform = inputs, targets, batch_size, transform
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.targets)
 
     def __getitem__(self, index: Tensor) -> MiniBatches:
-        images = self.images[index].unsqueeze(1).float().div_(255)
-        return MiniBatches(images, self.labels[index], self.batch_size)
+        x = self.inputs[index]
+        return MiniBatches(self.transform(x) if self.transform else x, self.targets[index], self.batch_size)
 
 
 class Chunks(Sampler[Tensor]):
@@ -71,20 +77,21 @@ class Chunks(Sampler[Tensor]):
 
 
 def batch_loader(
-    images: Tensor,
-    labels: Tensor,
+    inputs: Tensor,
+    targets: Tensor,
     batch_size: int,
     shuffle: bool,
     mini_batches_per_step: int = 1,
     generator: torch.Generator | None = None,
+    transform: Callable[[Tensor], Tensor] | None = unit_pixels,
 ) -> DataLoader:
     """A DataLoader of ``MiniBatches``: ``mini_batches_per_step`` mini-batches of ``batch_size`` per step.
 
     Every example comes once per epoch, in a new order each epoch when ``shuffle`` (drawn from ``generator``, or
     torch's global generator when ``None``); only the epoch's last mini-batch may be smaller. The batches are
-    made on the device that holds ``images``.
+    made on the device that holds ``inputs``.
     """
-    dataset = InMemoryBatches(images, labels, batch_size)
+    dataset = InMemoryBatches(inputs, targets, batch_size, transform)
     sampler = Chunks(len(dataset), batch_size * mini_batches_per_step, shuffle, generator)
     return DataLoader(dataset, batch_size=None, sampler=sampler, collate_fn=_as_is)
 

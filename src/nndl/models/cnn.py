@@ -8,7 +8,8 @@ from torch import Tensor, nn
 
 from nndl.costs import NUM_CLASSES, Cost
 from nndl.errors import ConfigError
-from nndl.models.classifier import Activation, Classifier, OptimizerFactory, SchedulerFactory
+from nndl.models.classifier import Classifier
+from nndl.models.network import BUILT_ARGUMENTS, Activation, OptimizerFactory, SchedulerFactory
 
 IMAGE_SIZE = 28
 
@@ -34,8 +35,8 @@ class CNN(Classifier):
         activation: the hidden fully connected layers' activation (conf/activation).
         dropout: the probability of dropping each input of the fully connected layers while training, as the
             book's network3.py does (chapter 6).
-        l2: λ of the book's L2 regularisation (see ``Classifier``).
-        scheduler: an optional learning-rate schedule (see ``Classifier``).
+        l2: λ of the book's L2 regularisation (see ``Network``).
+        scheduler: an optional learning-rate schedule (see ``Network``).
     """
 
     def __init__(
@@ -58,9 +59,7 @@ class CNN(Classifier):
         super().__init__(cost, optimizer, scheduler, l2)
         if not 0 <= dropout < 1:
             raise ConfigError(f"model.dropout={dropout} is out of range: it must be in [0, 1)")
-        self.save_hyperparameters(
-            ignore=["cost", "optimizer", "scheduler", "activation", "conv_activation"], logger=False
-        )
+        self.save_hyperparameters(ignore=BUILT_ARGUMENTS, logger=False)
         self.channels, self.fc_sizes = list(channels), list(fc_sizes)
         blocks: list[nn.Module] = []
         size, in_channels = IMAGE_SIZE, 1

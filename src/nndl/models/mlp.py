@@ -9,7 +9,8 @@ from torch import Tensor, nn
 from nndl.backprop import backprop
 from nndl.costs import Cost
 from nndl.errors import ConfigError
-from nndl.models.classifier import BUILT_ARGUMENTS, Activation, Classifier, OptimizerFactory, SchedulerFactory
+from nndl.models.classifier import Classifier
+from nndl.models.network import BUILT_ARGUMENTS, Activation, OptimizerFactory, SchedulerFactory
 
 INITS = ("large", "default")
 BACKPROPS = ("autograd", "manual")
@@ -29,9 +30,9 @@ class MLP(Classifier):
             N(0, 1/n_in) so that z starts small and hidden neurons do not saturate, biases N(0, 1), as
             ``network2.py`` (chapter 3, "Weight initialization").
         dropout: the probability of dropping each hidden neuron during training (chapter 3, "Dropout").
-        l2: λ of the book's L2 regularisation (see ``Classifier``).
+        l2: λ of the book's L2 regularisation (see ``Network``).
         backprop: ``autograd``, or ``manual``: the gradients by the book's four equations (``nndl.backprop``).
-        scheduler: an optional learning-rate schedule (see ``Classifier``).
+        scheduler: an optional learning-rate schedule (see ``Network``).
 
     Every Lightning step logs the length of ∂C/∂b^l for each layer l = 1..L of its last mini-batch, under
     ``grad_norm/layer_<l>``: the book's "speed of learning" of each layer (chapter 5).

@@ -1,0 +1,82 @@
+"""One hidden layer approximating a function of one variable (chapter 4): the universality of neural nets."""
+
+import torch
+from torch import Tensor, nn
+
+from nndl.costs import Cost
+from nndl.data.function import FUNCTIONS
+from nndl.errors import ConfigError
+from nndl.models.network import BUILT_ARGUMENTS, Activation, Network, OptimizerFactory, SchedulerFactory
+
+
+class CurveFit(Network):
+    """x → ``hidden`` neurons σ(w x + b) → one linear output neuron, fitted to f(x) (chapter 4).
+
+    The book's visual proof builds f from steps: a steep sigmoid neuron is a step at s = −b/w, and the output
+    neuron adds the steps up with its weights. Here the hidden neurons start as such steps, at positions s drawn
+    uniformly over [0, 1] with steepness |w| about ``steepness``, and gradient descent moves and weighs them.
+    The figure ``universality/fit`` in TensorBoard (IMAGES) shows f and the network's output every
+    ``plot_every`` epochs.
+
+    Args:
+        hidden: the number of hidden neurons.
+        steepness: the standard deviation of the hidden weights w at the start.
+        function: the f the data module draws from (for the figure's target curve).
+    """
+
+    def __init__(
+        self,
+        cost: Cost,
+        optimizer: OptimizerFactory,
+        activation: Activation,
+        hidden: int = 20,
+        steepness: float = 20.0,
+        function: str = "book",
+        plot_every: int = 10,
+        scheduler: SchedulerFactory | None = None,
+        l2: float = 0.0,
+    ) -> None:
+        super().__init__(cost, optimizer, scheduler, l2)
+        if hidden < 1:
+            raise ConfigError(f"model.hidden={hidden} is out of range: it must be an integer ≥ 1")
+        self.save_hyperparameters(ignore=BUILT_ARGUMENTS, logger=False)
+        self.hidden_layer, self.activation, self.output_layer = nn.Linear(1, hidden), activation(), nn.Linear(hidden, 1)
+        self.f, self.plot_every = FUNCTIONS[function], plot_every
+        with torch.no_grad():
+            self.hidden_layer.weight.normal_(0.0, steepness)
+            steps = torch.rand(hidden)  # s = −b/w, where each neuron steps
+            self.hidden_layer.bias.copy_(-self.hidden_layer.weight[:, 0] * steps)
+
+    @property
+    def architecture(self) -> str:
+        return f"1-{self.hidden_layer.out_features}-1"
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.output_layer(self.activation(self.hidden_layer(x)))
+
+    def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
+        last = self.trainer.max_epochs is not None and self.current_epoch + 1 >= self.trainer.max_epochs
+        if (
+            self.trainer.sanity_checking
+            or not self.logger
+            or not ((self.current_epoch + 1) % self.plot_every == 0 or last)
+        ):
+            return
+        self.logger.experiment.add_figure("universality/fit", self.figure(), global_step=self.global_step)
+
+    @torch.no_grad()
+    def figure(self):  # -> matplotlib.figure.Figure
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot as plt
+
+        x = torch.linspace(0, 1, 500, device=self.device).unsqueeze(1)
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        ax.plot(x.cpu(), self.f(x).cpu(), label="f(x)", linewidth=2)
+        ax.plot(x.cpu(), self(x).cpu(), label=f"network, {self.hidden_layer.out_features} hidden neurons")
+        ax.set(xlabel="x", ylim=(-0.1, 1.1), title=f"epoch {self.current_epoch + 1}")
+        ax.legend(loc="upper left")
+        fig.tight_layout()
+        return fig
