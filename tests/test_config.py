@@ -10,8 +10,10 @@ from omegaconf import DictConfig
 from nndl.config import compose
 from nndl.costs import LogLikelihoodCost, QuadraticCost
 from nndl.data import MNISTDataModule
+from nndl.data.function import FunctionDataModule
+from nndl.errors import ConfigError
 from nndl.models import CNN, MLP
-from nndl.train import build_model
+from nndl.train import build_model, build_run
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name not in ("hydra", "paths"))
@@ -35,8 +37,14 @@ def test_every_group_has_options():
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_option_composes_and_instantiates(group, option, tmp_path):
     cfg = compose_train([f"{group}={option}"], tmp_path)
+    curve = cfg.model._target_.endswith("CurveFit")  # a function of one variable, not digits
+    if curve != cfg.data._target_.endswith("FunctionDataModule"):  # e.g. data=function with model=mlp
+        with pytest.raises(ConfigError, match="cannot train on data="):
+            build_run(cfg)
+        return
     model = build_model(cfg)
-    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    x = torch.rand(2, 1) if curve else torch.rand(2, 1, 28, 28)
+    assert model(x).shape == ((2, 1) if curve else (2, 10))
     if cfg.get("scheduler") or cfg.model.get("l2"):  # need the run's length and data, which only the Trainer knows
         optimizer = instantiate(cfg.optimizer)(model.parameters())
         if cfg.get("scheduler"):
@@ -44,7 +52,7 @@ def test_every_option_composes_and_instantiates(group, option, tmp_path):
             assert isinstance(schedule, torch.optim.lr_scheduler.LRScheduler)
     else:
         assert isinstance(model.configure_optimizers(), torch.optim.Optimizer)
-    assert isinstance(instantiate(cfg.data), MNISTDataModule)
+    assert isinstance(instantiate(cfg.data), FunctionDataModule if curve else MNISTDataModule)
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
     if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
         return  # composes; a Trainer for a GPU needs one

@@ -20,8 +20,9 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig
 
 from nndl.callbacks import EpochTimer
-from nndl.errors import NNDLError
-from nndl.models import Network
+from nndl.data import MNISTDataModule
+from nndl.errors import ConfigError, NNDLError
+from nndl.models import Classifier, Network
 
 
 @dataclass
@@ -44,6 +45,12 @@ def build_run(cfg: DictConfig) -> Run:
     datamodule.setup("fit")
 
     model = build_model(cfg)
+    if isinstance(model, Classifier) != isinstance(datamodule, MNISTDataModule):
+        choices = HydraConfig.get().runtime.choices
+        raise ConfigError(
+            f"model={choices.get('model')} cannot train on data={choices.get('data')}: the digit classifiers "
+            "(model=mlp, model=cnn) train on data=mnist, model=curve on data=function"
+        )
     logger = instantiate(cfg.logger)
     callbacks = [instantiate(callback) for callback in cfg.callbacks.values()]
     progress_bar = cfg.trainer.enable_progress_bar
