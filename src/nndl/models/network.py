@@ -153,7 +153,7 @@ class Network(L.LightningModule):
         self._accumulate(stage, batch, zs, losses)
 
     def _accumulate(self, stage: str, batch: MiniBatches, zs: list[Tensor], losses: list[Tensor]) -> Tensor:
-        """Add a step's mini-batches to the epoch's loss and accuracy, on the device; return their mean loss.
+        """Add a step's mini-batches to the epoch's loss and task metrics, on the device; return their mean loss.
 
         One metric update per step rather than per mini-batch: an update costs about as much as a
         mini-batch of 10 takes to train.
