@@ -1,5 +1,6 @@
 """scripts/train.py end to end, as a user runs it, on the tiny generated MNIST files."""
 
+import csv
 import itertools
 import json
 import os
@@ -159,3 +160,48 @@ def test_universality_sweep_fits_better_with_more_hidden_neurons(tmp_path):
         assert [image.step for image in events.Images("universality/fit")] == [1000, 2000]  # epochs 10 and 20
         losses[hidden] = json.loads((run / "metrics.json").read_text())["test/loss"]
     assert losses[50] < losses[2] / 2, losses
+
+
+def test_a_run_without_validation_still_tests_and_reports(shared_mnist, tmp_path):
+    result = train(shared_mnist, "+trainer.limit_val_batches=0", "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["best_epoch"] == 0 and "test/acc" in metrics and "val/acc" not in metrics
+
+
+def summarize(directory: Path) -> subprocess.CompletedProcess:
+    script = ROOT / "scripts" / "summarize.py"
+    return subprocess.run([sys.executable, str(script), str(directory)], capture_output=True, text=True, timeout=120)
+
+
+def test_summary_of_a_sweep_and_of_a_single_run(shared_mnist, tmp_path):
+    sweep = tmp_path / "sweep"
+    result = train(
+        shared_mnist, "-m", "cost=quadratic,log_likelihood", "trainer.max_epochs=2", f"hydra.sweep.dir={sweep}"
+    )
+    assert result.returncode == 0, result.stderr
+
+    assert summarize(sweep).returncode == 0
+    with open(sweep / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(row["overrides"] for row in rows) == [
+        "cost=log_likelihood trainer.max_epochs=2 data.val_size=100",
+        "cost=quadratic trainer.max_epochs=2 data.val_size=100",
+    ]
+    accs = [float(row["best_val_acc"]) for row in rows]
+    assert accs == sorted(accs, reverse=True)
+    for row in rows:
+        assert row["status"] == "ok" and row["epochs"] == "2" and row["best_epoch"] in ("1", "2")
+        metrics = json.loads((sweep / row["run"] / "metrics.json").read_text())
+        assert float(row["test_acc"]) == pytest.approx(metrics["test/acc"], abs=1e-4)
+    assert (sweep / "summary.md").read_text().count("\n") == 4  # header, rule, two runs
+    assert (sweep / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+    single = next(p for p in sweep.iterdir() if p.is_dir())
+    assert summarize(single).returncode == 0
+    assert (single / "summary.csv").read_text().count("\n") == 2
+
+
+def test_summary_of_a_directory_without_runs(tmp_path):
+    result = summarize(tmp_path)
+    assert result.returncode == 1 and "no TensorBoard event files" in result.stderr

@@ -77,7 +77,8 @@ def train(cfg: DictConfig) -> float:
     best_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     test = trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)[0]
     pick = max if cfg.monitor_mode == "max" else min  # the first best epoch, as ModelCheckpoint keeps it
-    best = pick(model.val_history, key=lambda epoch: epoch[cfg.monitor])
+    # No validation ran (e.g. +trainer.limit_val_batches=0): the last epoch stands in, without val/ metrics.
+    best = pick(model.val_history, key=lambda epoch: epoch[cfg.monitor], default={"epoch": trainer.current_epoch - 1})
     final = {**{k: v for k, v in best.items() if k.startswith("val/")}, **test}
 
     logger.log_hyperparams(
@@ -102,7 +103,7 @@ def train(cfg: DictConfig) -> float:
         + "\n".join(f"  {name:<10} {value:.4f}" for name, value in final.items())
         + f"\nRun directory: {run_dir}"
     )
-    return best[cfg.monitor]
+    return best.get(cfg.monitor, float("nan"))
 
 
 def build_model(cfg: DictConfig) -> Network:
