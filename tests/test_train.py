@@ -205,3 +205,13 @@ def test_summary_of_a_sweep_and_of_a_single_run(shared_mnist, tmp_path):
 def test_summary_of_a_directory_without_runs(tmp_path):
     result = summarize(tmp_path)
     assert result.returncode == 1 and "no TensorBoard event files" in result.stderr
+
+
+def test_optuna_search_runs_trials_and_reports_the_best(shared_mnist, tmp_path):
+    result = train(
+        shared_mnist, "-m", "hparams_search=mlp_optuna", "hydra.sweeper.n_trials=2", "trainer.max_epochs=1",
+        f"hydra.sweep.dir={tmp_path}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Best parameters: {'optimizer.lr':" in result.stdout + result.stderr
+    assert len([p for p in tmp_path.iterdir() if (p / "metrics.json").is_file()]) == 2
