@@ -4,6 +4,7 @@ import time
 
 import lightning as L
 import torch
+from lightning.pytorch.loggers import TensorBoardLogger
 
 
 class EpochTimer(L.Callback):
@@ -59,3 +60,37 @@ class HalveEtaOnPlateau(L.Callback):
         self.schedule.step(float(trainer.callback_metrics[self.monitor]))
         if trainer.optimizers[0].param_groups[0]["lr"] <= self.start_lr * self.stop_at * (1 + 1e-9):
             trainer.should_stop = True
+
+
+class ParameterHistograms(L.Callback):
+    """Every ``every_n_epochs`` training epochs, a histogram of each parameter (``weights/<name>``) and of its
+    gradient (``grads/<name>``) in TensorBoard (HISTOGRAMS tab); 0 (the default) logs none.
+
+    Logged after the epoch's last training step, when the weights are the epoch's final ones and ``.grad`` still
+    holds the last mini-batch's gradient (the training loop clears it before each mini-batch's backpropagation);
+    not at the epoch's end, because Lightning clears every ``.grad`` before validation. Layer by layer, the
+    histograms show what the gradient norms of chapter 5 summarise (whether the early layers' gradients vanish or
+    explode) and how the weights spread from their initialisation (chapter 3). Without a TensorBoard logger,
+    nothing is logged.
+    """
+
+    def __init__(self, every_n_epochs: int = 0) -> None:
+        self.every_n_epochs = every_n_epochs
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: object, batch: object, batch_idx: int
+    ) -> None:
+        if (
+            self.every_n_epochs < 1
+            or (trainer.current_epoch + 1) % self.every_n_epochs
+            or batch_idx + 1 < trainer.num_training_batches
+        ):
+            return
+        tensorboard = next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
+        if tensorboard is None:
+            return
+        writer, step = tensorboard.experiment, trainer.global_step
+        for name, parameter in pl_module.named_parameters():
+            writer.add_histogram(f"weights/{name}", parameter.detach().float(), global_step=step)
+            if parameter.grad is not None:
+                writer.add_histogram(f"grads/{name}", parameter.grad.detach().float(), global_step=step)

@@ -11,3 +11,11 @@ class DataError(NNDLError):
 
 class ConfigError(NNDLError):
     """A config value is out of range; the message names the key, the value and what is allowed."""
+
+
+class CheckpointError(NNDLError):
+    """A checkpoint is missing, is not one, holds more than weights, or does not fit its run's model."""
+
+
+class InputError(NNDLError):
+    """The images to predict are missing or none of them can be read."""

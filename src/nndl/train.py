@@ -6,23 +6,31 @@
 
 import json
 import logging
+import math
+import os
 import sys
+import traceback
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig
 
 from nndl.callbacks import EpochTimer
 from nndl.data import MNISTDataModule
+from nndl.divergence import Diverged
 from nndl.errors import ConfigError, NNDLError
 from nndl.models import Classifier, Network
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,9 +43,38 @@ class Run:
     logger: TensorBoardLogger
 
 
+def main(cfg: DictConfig) -> float:
+    """One job of ``scripts/train.py``: ``train(cfg)``, with its errors reported the way a run or a sweep needs.
+
+    A single run stops on a bad config or bad data with the one-line message of the error (exit status 1). In a
+    sweep (``-m``) a job that fails for any reason is recorded in its directory (``metrics.json`` with
+    ``status: failed`` and the error, ``traceback.txt``); the sweep goes on with its next job (Optuna's records
+    the trial as failed), and ``nndl.summary.SweepSummary`` lists the failures at its end.
+    """
+    if HydraConfig.get().mode != RunMode.MULTIRUN:
+        try:
+            return train(cfg)
+        except NNDLError as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(1)
+    try:
+        return train(cfg)
+    except Exception as err:
+        run_dir = Path(HydraConfig.get().runtime.output_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        error = str(err) if isinstance(err, NNDLError) else f"{type(err).__name__}: {err}"
+        (run_dir / "traceback.txt").write_text(traceback.format_exc())
+        _write_metrics(run_dir, {"status": "failed", "error": error})
+        print(f"error: job {HydraConfig.get().job.num} failed: {error}", file=sys.stderr)
+        if "optuna" in str(HydraConfig.get().sweeper.get("_target_", "")):
+            raise  # Optuna records the trial as failed, with this error (conf/hparams_search: max_failure_rate)
+        return math.nan
+
+
 def build_run(cfg: DictConfig) -> Run:
     """Seed, then build the data (checked and read before anything else), the model and the trainer."""
-    _quiet_library_noise()
+    quiet_library_noise()
+    _set_threads(cfg.get("threads"))
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = build(cfg.data)
@@ -71,8 +108,12 @@ def train(cfg: DictConfig) -> float:
     TensorBoard's HPARAMS tab as ``hp/val_acc``, ``hp/test_acc``, ... next to the run's hyperparameters.
     """
     run = build_run(cfg)
-    datamodule, model, trainer, logger = run.datamodule, run.model, run.trainer, run.logger
-    trainer.fit(model, datamodule=datamodule)
+    datamodule, model, trainer = run.datamodule, run.model, run.trainer
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        trainer.fit(model, datamodule=datamodule)
+    except Diverged as err:
+        return _report_diverged(cfg, run, err, run_dir)
 
     best_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     test = trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)[0]
@@ -81,22 +122,16 @@ def train(cfg: DictConfig) -> float:
     best = pick(model.val_history, key=lambda epoch: epoch[cfg.monitor], default={"epoch": trainer.current_epoch - 1})
     final = {**{k: v for k, v in best.items() if k.startswith("val/")}, **test}
 
-    logger.log_hyperparams(
-        run_hparams(cfg, model, datamodule),
-        metrics={f"hp/{name.replace('/', '_')}": value for name, value in final.items()},
-        step=trainer.global_step,
-    )
-    logger.finalize("success")  # flush the events and write hparams.yaml
-    timers = [callback for callback in trainer.callbacks if isinstance(callback, EpochTimer)]
+    _log_final(run, cfg, "ok", final)
     report = {
+        "status": "ok",
         "best_epoch": best["epoch"],
         "epochs": trainer.current_epoch,
-        "train_time_s": timers[0].total_train_s if timers else None,
+        "train_time_s": _train_time(trainer),
         "checkpoint": best_path,
         **final,
     }
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    (run_dir / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    _write_metrics(run_dir, report)
     print(
         f"\nFinal metrics (best epoch {best['epoch']} of {trainer.current_epoch}, tested from "
         f"{best_path or 'the last weights'}):\n"
@@ -104,6 +139,59 @@ def train(cfg: DictConfig) -> float:
         + f"\nRun directory: {run_dir}"
     )
     return best.get(cfg.monitor, float("nan"))
+
+
+def _report_diverged(cfg: DictConfig, run: Run, err: Diverged, run_dir: Path) -> float:
+    """A diverged run is not tested: it is marked ``diverged`` and gives the sweeper the worst value."""
+    log.warning(f"{err}; the run stops here, marked diverged")
+    worst = float(cfg.monitor_worst)
+    _log_final(run, cfg, "diverged", {cfg.monitor: worst})
+    report = {
+        "status": "diverged",
+        "reason": err.reason,
+        "diverged_at_update": err.step,
+        "epochs": run.trainer.current_epoch,
+        "train_time_s": _train_time(run.trainer),
+        cfg.monitor: worst,
+    }
+    _write_metrics(run_dir, report)
+    print(f"\nDiverged at update {err.step}: {err.reason}.\nRun directory: {run_dir}")
+    return worst
+
+
+def _log_final(run: Run, cfg: DictConfig, status: str, final: dict[str, float]) -> None:
+    """The run's hyperparameters, its status and final metrics, for TensorBoard's HPARAMS tab."""
+    run.logger.log_hyperparams(
+        {**run_hparams(cfg, run.model, run.datamodule), "status": status},
+        metrics={f"hp/{name.replace('/', '_')}": value for name, value in final.items()},
+        step=run.trainer.global_step,
+    )
+    run.logger.finalize("success")  # flush the events and write hparams.yaml
+
+
+def _train_time(trainer: L.Trainer) -> float | None:
+    timers = [callback for callback in trainer.callbacks if isinstance(callback, EpochTimer)]
+    return timers[0].total_train_s if timers else None
+
+
+def _write_metrics(run_dir: Path, report: dict[str, Any]) -> None:
+    (run_dir / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+
+
+def _set_threads(threads: int | None) -> None:
+    """Torch's intra-op threads: ``threads`` if set; under the joblib launcher the cores shared among its jobs."""
+    if threads is None:
+        hydra = HydraConfig.get()
+        n_jobs = hydra.launcher.get("n_jobs") if "joblib" in str(hydra.launcher.get("_target_", "")) else None
+        if n_jobs is None:
+            return
+        cores = os.cpu_count() or 1
+        jobs = cores + 1 + n_jobs if n_jobs < 0 else n_jobs  # joblib's n_jobs=-1: one job per core
+        threads = max(1, cores // min(max(jobs, 1), cores))
+    if not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"threads={threads!r} is out of range: it must be an integer ≥ 1 or null (all cores)")
+    torch.set_num_threads(threads)
+    log.info(f"torch threads: {threads}")
 
 
 def build_model(cfg: DictConfig) -> Network:
@@ -128,7 +216,7 @@ def build(config: Any, **kwargs: Any) -> Any:
         raise
 
 
-def _quiet_library_noise() -> None:
+def quiet_library_noise() -> None:
     """Keep the console to what a user of the lab needs."""
     # Hydra's handlers on the root logger print and file every message already; Lightning adds a console handler
     # of its own, which would print each of its messages twice.

@@ -81,8 +81,15 @@ class Network(L.LightningModule):
         epochs, per_epoch = self.trainer.max_epochs, getattr(self.trainer.datamodule, "mini_batches_per_epoch", None)
         if not epochs or epochs < 1 or per_epoch is None:
             raise ConfigError(f"scheduler needs a known number of updates: set trainer.max_epochs (got {epochs})")
+        total_steps = epochs * per_epoch
+        warmup = getattr(self.make_scheduler, "keywords", {}).get("pct_start")
+        if warmup is not None and warmup * total_steps <= 1:  # one-cycle's rise would take one update or none
+            raise ConfigError(
+                f"scheduler.pct_start={warmup} of the run's {total_steps} updates leaves the schedule's rise under "
+                "2 updates: train longer (trainer.max_epochs, data.train_size, data.batch_size) or raise pct_start"
+            )
         # Returned to Lightning so that its state is checkpointed; training_step advances it.
-        return {"optimizer": optimizer, "lr_scheduler": self.make_scheduler(optimizer, total_steps=epochs * per_epoch)}
+        return {"optimizer": optimizer, "lr_scheduler": self.make_scheduler(optimizer, total_steps=total_steps)}
 
     def _parameter_groups(self) -> list[dict]:
         """All parameters, the weights (tensors of 2 or more dimensions) decayed by λ/n when ``l2`` is set.

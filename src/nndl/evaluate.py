@@ -1,0 +1,86 @@
+"""The test metrics of a saved checkpoint: ``scripts/eval.py``.
+
+The run's own config (found next to the checkpoint, or given with ``config_path=``) rebuilds its data module, its
+model and its Trainer; the checkpoint's weights are loaded into the model safely (``nndl.checkpoints``) and the
+official test set runs through ``Trainer.test``, as at the end of training. The test accuracy of the checkpoint
+training tested (``metrics.json``'s ``checkpoint``) is therefore the one training reported.
+"""
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, open_dict
+
+from nndl.checkpoints import check_targets, load_model, run_config
+from nndl.errors import ConfigError
+
+# The parts of the run's config an evaluation builds (and so checks; see nndl.checkpoints).
+EVAL_GROUPS = ("model", "cost", "activation", "optimizer", "scheduler", "data")
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Test ``cfg.ckpt_path`` on its run's test set; log the metrics to TensorBoard in this evaluation's run
+    directory, write them to its ``metrics.json``, print them and return them (with the checkpoint and config)."""
+    ckpt, config_file, run_cfg = run_config(cfg, EVAL_GROUPS)  # bad paths fail here, before torch loads
+    import lightning as L
+
+    from nndl.train import build, quiet_library_noise
+
+    quiet_library_noise()
+    L.seed_everything(run_cfg.seed, workers=True)
+
+    model = load_model(ckpt, run_cfg)  # a bad checkpoint fails first, before any data is read
+    datamodule = build(run_cfg.data)
+    datamodule.prepare_data()  # missing or bad data files fail here, with the message training gives
+    datamodule.setup("test")
+
+    logger = instantiate(cfg.logger)
+    trainer = build(
+        trainer_config(run_cfg, cfg.trainer),
+        logger=logger,
+        callbacks=[],
+        enable_checkpointing=False,
+        enable_progress_bar=sys.stderr.isatty(),
+    )
+    test = trainer.test(model, datamodule=datamodule, verbose=False)[0]
+
+    data_dir = run_cfg.data.get("data_dir")
+    report = {"checkpoint": str(ckpt), "config": str(config_file), "data_dir": str(data_dir or ""), **test}
+    logger.log_hyperparams(
+        {**{k: v for k, v in report.items() if not k.startswith("test/")}, "architecture": model.architecture},
+        metrics={f"hp/{name.replace('/', '_')}": value for name, value in test.items()},
+    )
+    logger.finalize("success")
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    (out_dir / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(
+        f"\nTest metrics of {ckpt} (run config {config_file}):\n"
+        + "\n".join(f"  {name:<10} {value:.4f}" for name, value in test.items())
+        + f"\nEval directory: {out_dir}"
+    )
+    return report
+
+
+def trainer_config(run_cfg: DictConfig, overrides: DictConfig | None) -> DictConfig:
+    """The run's Trainer config (its accelerator, precision, ...), with the evaluation's ``trainer.*`` values that
+    are set in place of the run's; ``ConfigError`` when it asks for a GPU this machine does not have."""
+    with open_dict(run_cfg):
+        if run_cfg.get("trainer") is None:
+            run_cfg.trainer = {"_target_": "lightning.pytorch.Trainer"}
+        for key, value in (overrides or {}).items():
+            if value is not None:
+                run_cfg.trainer[key] = value
+    check_targets(run_cfg.trainer, "trainer")
+    import torch
+
+    accelerator = str(run_cfg.trainer.get("accelerator", "auto"))
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"trainer.accelerator={accelerator}, but this machine has no GPU: "
+            "add trainer.accelerator=cpu to evaluate on the CPU"
+        )
+    return run_cfg.trainer
