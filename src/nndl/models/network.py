@@ -126,7 +126,7 @@ class Network(L.LightningModule):
                 "own backward and step for every mini-batch; use 32-true or bf16-mixed"
             )
 
-    def training_step(self, batch: MiniBatches, batch_idx: int) -> None:
+    def training_step(self, batch: MiniBatches, batch_idx: int) -> dict[str, Tensor]:
         # The updates go straight to the torch optimizer: Lightning's optimizer wrapper runs its hooks on every
         # step, which costs more than a mini-batch of 10 takes to train. What the wrapper would add for the
         # precisions allowed here is the step count (trainer.global_step), kept below as Lightning keeps it.
@@ -147,6 +147,8 @@ class Network(L.LightningModule):
         mean_loss = self._accumulate("train", batch, zs, losses)
         self.log("train/loss_step", mean_loss, on_step=True, on_epoch=False, batch_size=1)
         self.log_gradients()
+        # for the callbacks (on_train_batch_end's outputs): nndl.divergence judges the losses and outputs z^L
+        return {"loss": mean_loss, "losses": torch.stack(losses), "z": torch.cat(zs)}
 
     def validation_step(self, batch: MiniBatches, batch_idx: int) -> None:
         self._evaluate("val", batch)
