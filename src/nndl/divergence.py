@@ -44,6 +44,12 @@ class DivergenceGuard(L.Callback):
         self.max_loss_ratio, self.min_output_std, self.tail = max_loss_ratio, min_output_std, tail
         self.lowest_loss = math.inf
 
+    def state_dict(self) -> dict[str, float]:
+        return {"lowest_loss": self.lowest_loss}  # checkpointed: a resumed run keeps judging against it
+
+    def load_state_dict(self, state_dict: dict[str, float]) -> None:
+        self.lowest_loss = state_dict["lowest_loss"]
+
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
