@@ -133,7 +133,7 @@ def train(cfg: DictConfig) -> float:
     }
     _write_metrics(run_dir, report)
     print(
-        f"\nFinal metrics (best epoch {best['epoch']} of {trainer.current_epoch}, tested from "
+        f"\nFinal metrics (best epoch {best['epoch'] + 1} of {trainer.current_epoch}, tested from "
         f"{best_path or 'the last weights'}):\n"
         + "\n".join(f"  {name:<10} {value:.4f}" for name, value in final.items())
         + f"\nRun directory: {run_dir}"
@@ -143,7 +143,6 @@ def train(cfg: DictConfig) -> float:
 
 def _report_diverged(cfg: DictConfig, run: Run, err: Diverged, run_dir: Path) -> float:
     """A diverged run is not tested: it is marked ``diverged`` and gives the sweeper the worst value."""
-    log.warning(f"{err}; the run stops here, marked diverged")
     worst = float(cfg.monitor_worst)
     _log_final(run, cfg, "diverged", {cfg.monitor: worst})
     report = {
@@ -155,7 +154,7 @@ def _report_diverged(cfg: DictConfig, run: Run, err: Diverged, run_dir: Path) ->
         cfg.monitor: worst,
     }
     _write_metrics(run_dir, report)
-    print(f"\nDiverged at update {err.step}: {err.reason}.\nRun directory: {run_dir}")
+    log.warning(f"Diverged by update {err.step}: {err.reason}. The run stops here, marked diverged: {run_dir}")
     return worst
 
 
