@@ -48,6 +48,8 @@ def run(preset: str, run_dir: Path, overrides: list[str]) -> dict:
         error = (result.stderr.strip().splitlines() or ["no output"])[-1]
         return {**row, "status": f"failed: {error}"}
     metrics = json.loads((run_dir / "metrics.json").read_text())
+    if metrics.get("status") == "diverged":
+        return {**row, "epochs": metrics["epochs"], "status": f"diverged: {metrics['reason']}"}
     return {
         **row,
         "test_acc": f"{metrics['test/acc']:.2%}" if "test/acc" in metrics else f"loss {metrics['test/loss']:.4f}",
