@@ -221,6 +221,19 @@ def test_a_config_may_only_build_the_labs_own_objects(run_dir, tmp_path, key, ta
         load_run_config(tmp_path / "config.yaml")
 
 
+@pytest.mark.parametrize("script", ["export", "eval"])
+def test_an_interpolation_cannot_bring_in_another_target(run_dir, tmp_path, script):
+    cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    cfg.evil = {"_target_": "os.makedirs", "name": str(tmp_path / "PWNED")}
+    cfg.model.dropout = "${evil}"
+    OmegaConf.save(cfg, tmp_path / "config.yaml")
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    args = [f"ckpt_path={ckpt}", f"config_path={tmp_path / 'config.yaml'}", f"hydra.run.dir={tmp_path / 'out'}"]
+    line = one_error_line(run_script(script, *args))
+    assert "model.dropout._target_='os.makedirs' is not allowed" in line
+    assert not (tmp_path / "PWNED").exists()
+
+
 def test_a_config_that_is_not_a_run_config(tmp_path):
     (tmp_path / "config.yaml").write_text("seed: 1\nmodel: {}\n")
     with pytest.raises(ConfigError, match=r"is not the composed config of a training run .* it has no cost"):

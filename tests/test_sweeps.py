@@ -14,6 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from nndl.divergence import Diverged, DivergenceGuard
+from nndl.summary import summarize_run
 from test_train import train
 
 
@@ -76,10 +77,24 @@ def test_optuna_searches_the_cnn_and_keeps_the_study_in_sqlite(shared_mnist, tmp
     metrics = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*/metrics.json"))]
     assert sorted(t.value for t in study.trials) == sorted(m["val/acc"] for m in metrics)
 
-    # the same sweep directory resumes the study
-    result = train(shared_mnist, *args[:2], "hydra.sweeper.n_trials=1", args[3], f"hydra.sweep.dir={tmp_path}")
+
+def test_an_optuna_search_whose_every_trial_fails_still_ends_with_its_summary(shared_mnist, tmp_path):
+    args = ["-m", "hparams_search=mlp_optuna", "hydra.sweeper.n_trials=2", "threads=0"]
+    result = train(shared_mnist, *args, f"hydra.sweep.dir={tmp_path}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "Sweep of 2 runs: 2 failed" in result.stdout
+    assert result.stderr.count("failed: threads=0 is out of range") == 4  # as each job fails, and at the end
+    assert [row["status"] for row in summary_rows(tmp_path)] == ["failed", "failed"]
+
+
+def test_the_summary_counts_epochs_as_training_does(shared_mnist, tmp_path):
+    result = train(
+        shared_mnist, "trainer.max_epochs=4", "trainer.check_val_every_n_epoch=2", f"hydra.run.dir={tmp_path}"
+    )
     assert result.returncode == 0, result.stderr
-    assert len(optuna.load_study(study_name="cnn", storage=f"sqlite:///{tmp_path}/optuna.db").trials) == 3
+    row, val_acc = summarize_run(tmp_path)
+    assert list(val_acc) == [2, 4]  # validated after epochs 2 and 4
+    assert row["best_epoch"] == json.loads((tmp_path / "metrics.json").read_text())["best_epoch"] + 1
 
 
 def test_the_joblib_launcher_shares_the_cores_among_its_jobs(shared_mnist, tmp_path):
@@ -122,10 +137,17 @@ def noisy(mean: float, n: int = 20) -> list[float]:
 
 def test_guard_lets_a_learning_network_pass():
     guard, trainer = DivergenceGuard(), SimpleNamespace(global_step=0)
-    for mean in (2.0, 1.5, 1.0, 3.0, 0.5):  # noise up to 6× the lowest loss is not divergence
+    for mean in (2.0, 1.5, 0.1, 3.0, 0.5):  # a spike to 30× the lowest loss, under 4× the first: not divergence
         step(guard, trainer, noisy(mean))
     step(guard, trainer, noisy(0.5), z=torch.randn(200, 10) * 0.1)  # small outputs, as at the start: they vary
-    assert guard.lowest_loss == pytest.approx(sum(noisy(0.5)) / 20)
+    assert guard.initial_loss == noisy(2.0)[0]
+
+
+def test_guard_judges_a_resumed_run_against_the_untrained_loss():
+    guard = DivergenceGuard()
+    guard.load_state_dict({"initial_loss": 2.0})
+    with pytest.raises(Diverged, match="over 4 times the untrained network's"):
+        step(guard, SimpleNamespace(global_step=0), noisy(9.0))
 
 
 # outputs saturated at 0 or 1 whatever the input: z^L large, of one sign per output
@@ -137,7 +159,8 @@ SATURATED = torch.tensor([-30.0, 40.0] * 5) * (1 + torch.rand(200, 10))
     [
         ([noisy(1.0), [1.0, math.nan]], "the training loss is nan"),
         ([noisy(1.0), [math.inf, 1.0]], "the training loss is inf"),
-        ([noisy(1.0), noisy(0.2), noisy(2.5)], r"rose to 2\.\d+, over 10 times its lowest \(0\.2"),
+        ([[1.0, *noisy(1.0)], noisy(0.2), noisy(4.5)], r"rose to 4\.\d+, over 4 times the untrained network's \(1\)"),
+        ([[20.0, 300.0, *noisy(400.0, 18)]], r"rose to 4\d\d\.\d+, over 4 times the untrained network's \(20\)"),
         ([noisy(2.0), noisy(0.9)], "the network has collapsed: its outputs are the same for every input"),
     ],
 )

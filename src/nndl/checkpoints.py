@@ -237,4 +237,21 @@ def run_config(cfg: DictConfig, groups: tuple[str, ...] = MODEL_GROUPS) -> tuple
                 target = run_cfg.data.get("_target_") if isinstance(run_cfg.get("data"), DictConfig) else None
                 raise ConfigError(f"data.{key}={value}: the run's data ({target or 'none'}) has no such setting")
             run_cfg.data[key] = value
+        for group in groups:
+            resolve_checked(run_cfg, group, str(config_file))
     return ckpt, config_file, run_cfg
+
+
+def resolve_checked(run_cfg: DictConfig, group: str, where: str) -> None:
+    """Replace ``run_cfg[group]`` by its resolved copy, checked by ``check_targets``: an interpolation
+    (``${...}``) can bring a node with a ``_target_`` of its own from elsewhere in the file, which the check of
+    the unresolved group would not see, and ``instantiate`` would build."""
+    if run_cfg.get(group) is None:
+        return
+    try:
+        resolved = OmegaConf.create(OmegaConf.to_container(run_cfg[group], resolve=True))
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"{where}: {group} does not resolve ({type(err).__name__}: {err})") from None
+    check_targets(resolved, f"{where}: {group}")
+    with open_dict(run_cfg):
+        run_cfg[group] = resolved

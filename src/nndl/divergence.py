@@ -5,8 +5,11 @@ actually overshoot the minimum") shows in one of three ways, checked on the trai
 step (``Network.training_step`` returns the loss of each of its mini-batches):
 
 - a mini-batch's loss is NaN or infinite;
-- the step's mean loss rises to ``max_loss_ratio`` times the lowest step mean so far (the rule Lightning's
-  learning-rate finder stops on, with a wider margin for the noise of small mini-batches);
+- the loss rises to ``max_loss_ratio`` times the loss of the untrained network (its first mini-batch's): the
+  mean of the step's last ``tail_batches`` mini-batch losses is judged, so a first step that blows up is caught
+  at its end. Measured on the presets' first 2,000 updates, learning runs stay under 1× (a spike of Adam's, late
+  in a run, is small against the untrained loss, where it would be large against the lowest); cross-entropy
+  with η = 100 reaches 32× within its first step;
 - the network has collapsed: its outputs a^L are the same for every input (over the step's last ``tail``
   examples, no output varies by more than ``min_output_std``), so it can no longer learn. This is how the book's
   sigmoid networks diverge: with the quadratic cost and η = 100 the first update moves the weights by about a
@@ -16,7 +19,6 @@ step (``Network.training_step`` returns the loss of each of its mini-batches):
   step on (measured over the presets: chapters 1, 5 and 6, the CNN, the speedrun, the universality curve).
 """
 
-import math
 from typing import Any
 
 import lightning as L
@@ -35,20 +37,25 @@ class DivergenceGuard(L.Callback):
     """Raise ``Diverged`` as soon as a Lightning step's training losses or outputs show the run has diverged.
 
     Args:
-        max_loss_ratio: diverged when a step's mean loss exceeds this times the lowest step mean so far.
+        max_loss_ratio: diverged when the step's last mini-batch losses average more than this times the loss of
+            the run's first mini-batch.
         min_output_std: collapsed when no output a^L_j has a standard deviation over the examples above this.
-        tail: how many of the step's last examples that is judged on (those after its first updates).
+        tail: how many of the step's last examples the collapse is judged on (those after its first updates).
+        tail_batches: how many of the step's last mini-batch losses the rise is judged on.
     """
 
-    def __init__(self, max_loss_ratio: float = 10.0, min_output_std: float = 1e-4, tail: int = 200) -> None:
-        self.max_loss_ratio, self.min_output_std, self.tail = max_loss_ratio, min_output_std, tail
-        self.lowest_loss = math.inf
+    def __init__(
+        self, max_loss_ratio: float = 4.0, min_output_std: float = 1e-4, tail: int = 200, tail_batches: int = 20
+    ) -> None:
+        self.max_loss_ratio, self.min_output_std = max_loss_ratio, min_output_std
+        self.tail, self.tail_batches = tail, tail_batches
+        self.initial_loss: float | None = None
 
-    def state_dict(self) -> dict[str, float]:
-        return {"lowest_loss": self.lowest_loss}  # checkpointed: a resumed run keeps judging against it
+    def state_dict(self) -> dict[str, float | None]:
+        return {"initial_loss": self.initial_loss}  # checkpointed: a resumed run keeps judging against it
 
-    def load_state_dict(self, state_dict: dict[str, float]) -> None:
-        self.lowest_loss = state_dict["lowest_loss"]
+    def load_state_dict(self, state_dict: dict[str, float | None]) -> None:
+        self.initial_loss = state_dict["initial_loss"]
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -59,14 +66,15 @@ class DivergenceGuard(L.Callback):
         step = trainer.global_step
         if not torch.isfinite(losses).all():
             raise Diverged(f"the training loss is {losses[~torch.isfinite(losses)][0].item()}", step)
-        loss = losses.mean().item()
-        if loss > self.max_loss_ratio * self.lowest_loss:
+        if self.initial_loss is None:
+            self.initial_loss = losses[0].item()
+        loss = losses[-self.tail_batches :].mean().item()
+        if loss > self.max_loss_ratio * self.initial_loss:
             raise Diverged(
-                f"the training loss rose to {loss:.4g}, over {self.max_loss_ratio:g} times its lowest "
-                f"({self.lowest_loss:.4g})",
+                f"the training loss rose to {loss:.4g}, over {self.max_loss_ratio:g} times the untrained "
+                f"network's ({self.initial_loss:.4g}): the learning rate is too large",
                 step,
             )
-        self.lowest_loss = min(self.lowest_loss, loss)
         z = outputs.get("z")
         if z is None or len(z) < 2:
             return

@@ -15,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
-from nndl.checkpoints import check_targets, load_model, run_config
+from nndl.checkpoints import load_model, resolve_checked, run_config
 from nndl.errors import ConfigError
 
 # The parts of the run's config an evaluation builds (and so checks; see nndl.checkpoints).
@@ -74,7 +74,7 @@ def trainer_config(run_cfg: DictConfig, overrides: DictConfig | None) -> DictCon
         for key, value in (overrides or {}).items():
             if value is not None:
                 run_cfg.trainer[key] = value
-    check_targets(run_cfg.trainer, "trainer")
+    resolve_checked(run_cfg, "trainer", "trainer")
     import torch
 
     accelerator = str(run_cfg.trainer.get("accelerator", "auto"))

@@ -40,8 +40,8 @@ def _job_order(path: Path) -> tuple[int, str]:
     return (int(number), path.name) if number.isdigit() else (sys.maxsize, path.name)
 
 
-def summarize_run(run: Path) -> tuple[dict[str, Any], list[float]]:
-    """One run's row, and its val/acc per epoch."""
+def summarize_run(run: Path) -> tuple[dict[str, Any], dict[int, float]]:
+    """One run's row, and its val/acc by epoch (counted from 1)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     logging.getLogger("tensorboard").setLevel(logging.WARNING)  # not a line per event file it reads
@@ -52,19 +52,26 @@ def summarize_run(run: Path) -> tuple[dict[str, Any], list[float]]:
     def values(tag: str) -> list[float]:
         return [e.value for e in events.Scalars(tag)] if tag in tags else []
 
-    val_acc, test_acc, train_loss = values("val/acc"), values("test/acc"), values("train/loss")
+    test_acc, train_loss = values("test/acc"), values("train/loss")
+    # the epoch of each validation from Lightning's `epoch` scalar, logged at the same step (it validates every
+    # trainer.check_val_every_n_epoch epochs)
+    epoch_at = {e.step: int(e.value) + 1 for e in events.Scalars("epoch")} if "epoch" in tags else {}
+    val_acc = {
+        epoch_at.get(e.step, i + 1): e.value
+        for i, e in enumerate(events.Scalars("val/acc") if "val/acc" in tags else [])
+    }
     overrides_file = run / ".hydra" / "overrides.yaml"
     overrides = " ".join(OmegaConf.load(overrides_file)) if overrides_file.is_file() else ""
     metrics_file = run / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {"status": "unfinished"}
     walls = [e.wall_time for tag in tags for e in events.Scalars(tag)]
-    best = max(range(len(val_acc)), key=val_acc.__getitem__, default=None)
+    best = max(val_acc, key=val_acc.__getitem__, default=None)
     row = {
         "run": run.name,
         "overrides": overrides,
         "status": metrics.get("status", "ok"),  # metrics.json of runs from before the status field
         "best_val_acc": f"{val_acc[best]:.4f}" if best is not None else "",
-        "best_epoch": best + 1 if best is not None else "",
+        "best_epoch": best if best is not None else "",
         "test_acc": f"{test_acc[-1]:.4f}" if test_acc else "",
         "train_loss": f"{train_loss[-1]:.4f}" if train_loss else "",
         "epochs": len(train_loss),
@@ -115,7 +122,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def plot(curves: dict[str, list[float]], path: Path) -> None:
+def plot(curves: dict[str, dict[int, float]], path: Path) -> None:
     """val/acc against epoch, one labelled line per run (an empty frame when no run validated)."""
     import matplotlib
 
@@ -126,10 +133,10 @@ def plot(curves: dict[str, list[float]], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 5))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for label, accs in curves.items():
-        ax.plot(range(1, len(accs) + 1), accs, marker="o", markersize=3, label=label)
+        ax.plot(list(accs), list(accs.values()), marker="o", markersize=3, label=label)
     ax.set(xlabel="epoch", ylabel="val/acc", title="validation accuracy")
-    if max(map(len, curves.values()), default=0) <= 1:
-        ax.set_xticks([1])
+    if len({epoch for accs in curves.values() for epoch in accs}) == 1:
+        ax.set_xticks(list(next(iter(curves.values()))))
     ax.grid(alpha=0.3)
     if curves:
         ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the plot, however long

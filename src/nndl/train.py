@@ -6,7 +6,6 @@
 
 import json
 import logging
-import math
 import os
 import sys
 import traceback
@@ -48,8 +47,9 @@ def main(cfg: DictConfig) -> float:
 
     A single run stops on a bad config or bad data with the one-line message of the error (exit status 1). In a
     sweep (``-m``) a job that fails for any reason is recorded in its directory (``metrics.json`` with
-    ``status: failed`` and the error, ``traceback.txt``); the sweep goes on with its next job (Optuna's records
-    the trial as failed), and ``nndl.summary.SweepSummary`` lists the failures at its end.
+    ``status: failed`` and the error, ``traceback.txt``) and returns the worst value, as a diverged run does, so
+    that the sweep goes on with its next job (an Optuna search too, even when every trial fails);
+    ``nndl.summary.SweepSummary`` lists the failures at the sweep's end.
     """
     if HydraConfig.get().mode != RunMode.MULTIRUN:
         try:
@@ -66,9 +66,7 @@ def main(cfg: DictConfig) -> float:
         (run_dir / "traceback.txt").write_text(traceback.format_exc())
         _write_metrics(run_dir, {"status": "failed", "error": error})
         print(f"error: job {HydraConfig.get().job.num} failed: {error}", file=sys.stderr)
-        if "optuna" in str(HydraConfig.get().sweeper.get("_target_", "")):
-            raise  # Optuna records the trial as failed, with this error (conf/hparams_search: max_failure_rate)
-        return math.nan
+        return float(cfg.monitor_worst)  # as a diverged run: every sweeper carries on, the summary tells them apart
 
 
 def build_run(cfg: DictConfig) -> Run:
@@ -186,6 +184,8 @@ def _set_threads(threads: int | None) -> None:
             return
         cores = os.cpu_count() or 1
         jobs = cores + 1 + n_jobs if n_jobs < 0 else n_jobs  # joblib's n_jobs=-1: one job per core
+        asked = hydra.sweeper.get("n_jobs")  # an Optuna search launches this many trials at a time
+        jobs = min(jobs, asked) if isinstance(asked, int) and asked > 0 else jobs
         threads = max(1, cores // min(max(jobs, 1), cores))
     if not isinstance(threads, int) or threads < 1:
         raise ConfigError(f"threads={threads!r} is out of range: it must be an integer ≥ 1 or null (all cores)")
