@@ -6,27 +6,19 @@
 Hydra composes conf/export.yaml with the command line; nndl.export does the rest.
 """
 
-import os
-import sys
-from pathlib import Path
-
 import hydra
 from omegaconf import DictConfig
 
-from nndl.errors import NNDLError
+from nndl.cli import prepare, run_job
 
-os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[1]))
+prepare(__file__)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
 def main(cfg: DictConfig) -> None:
-    from nndl.export import export  # torch and Lightning load only when an export starts
+    from nndl.export import export  # torch and Lightning load only when the job starts: --help stays fast
 
-    try:
-        export(cfg)
-    except NNDLError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
+    run_job(export, cfg)
 
 
 if __name__ == "__main__":

@@ -6,27 +6,19 @@
 Hydra composes conf/predict.yaml with the command line; nndl.predict does the rest.
 """
 
-import os
-import sys
-from pathlib import Path
-
 import hydra
 from omegaconf import DictConfig
 
-from nndl.errors import NNDLError
+from nndl.cli import prepare, run_job
 
-os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[1]))
+prepare(__file__)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
-    from nndl.predict import predict  # torch and Lightning load only when a prediction starts
+    from nndl.predict import predict  # torch and Lightning load only when the job starts: --help stays fast
 
-    try:
-        predict(cfg)
-    except NNDLError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
+    run_job(predict, cfg)
 
 
 if __name__ == "__main__":

@@ -7,15 +7,12 @@
 Hydra composes conf/train.yaml with the command line; nndl.train does the rest.
 """
 
-import os
-from pathlib import Path
-
 import hydra
 from omegaconf import DictConfig
 
-os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[1]))
-# Optuna 2's SQLite storage (conf/hparams_search) runs on SQLAlchemy 1.4, pinned: no notice about 2.0 needed.
-os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+from nndl.cli import prepare
+
+prepare(__file__)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

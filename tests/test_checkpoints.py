@@ -202,7 +202,7 @@ def test_a_config_that_does_not_fit_the_checkpoint(run_dir, tmp_path, override, 
     if plain:  # a state_dict as scripts/export.py writes it: only the shapes can disagree
         torch.save(torch.load(ckpt, weights_only=True)["state_dict"], tmp_path / "plain.pt")
         ckpt = tmp_path / "plain.pt"
-    cfg = load_run_config(run_dir / ".hydra" / "config.yaml")
+    cfg = OmegaConf.create(OmegaConf.to_container(load_run_config(run_dir / ".hydra" / "config.yaml")))  # writable
     key, value = override.split("=")
     OmegaConf.update(cfg, key, OmegaConf.create(f"v: {value}").v)
     with pytest.raises(CheckpointError, match=f"{re.escape(str(ckpt))} does not fit the model of its config {message}"):

@@ -13,6 +13,7 @@ from nndl.data import MNISTDataModule
 from nndl.data.function import FunctionDataModule
 from nndl.errors import ConfigError
 from nndl.models import CNN, MLP
+from nndl.precision import resolve_precision
 from nndl.train import build_model, build_run
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -56,7 +57,10 @@ def test_every_option_composes_and_instantiates(group, option, tmp_path):
     callbacks = [instantiate(c) for c in cfg.callbacks.values()]
     if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
         return  # composes; a Trainer for a GPU needs one
-    trainer = instantiate(cfg.trainer, logger=instantiate(cfg.logger), callbacks=callbacks, enable_progress_bar=False)
+    precision, _ = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)  # experiment=speedrun: auto
+    trainer = instantiate(
+        cfg.trainer, precision=precision, logger=instantiate(cfg.logger), callbacks=callbacks, enable_progress_bar=False
+    )
     assert trainer.max_epochs == cfg.trainer.max_epochs
 
 

@@ -125,6 +125,29 @@ def test_float_pixels_in_unit_range():
     assert torch.equal(mnist_image(Image.fromarray(grey, mode="F")), reference())
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_float_pixels_that_are_not_finite_are_refused(bad):
+    """A NaN fails every comparison, so the range test would pass it to a cast that gives an arbitrary grey; an
+    infinite pixel would set the scale. Neither has a grey level: the image is refused, the count named."""
+    grey = np.asarray(block(56, 28, (8, 10, 48, 18), ink=0, paper=255)).astype(np.float32) / 255
+    grey[3, 5] = grey[20, 40] = bad
+    with pytest.raises(InputError, match=r"^2 of its 1568 float pixels are NaN or infinite"):
+        mnist_image(Image.fromarray(grey, mode="F"))
+
+
+def test_a_float_tiff_with_nan_pixels_is_named(tmp_path):
+    grey = np.asarray(block(56, 28, (8, 10, 48, 18), ink=0, paper=255)).astype(np.float32) / 255
+    good, bad = tmp_path / "good.tif", tmp_path / "nan.tif"
+    Image.fromarray(grey, mode="F").save(good)
+    grey[0, 0] = np.nan
+    Image.fromarray(grey, mode="F").save(bad)
+    with Image.open(bad) as image:
+        assert image.mode == "F"
+    assert torch.equal(read_image(good), reference())
+    with pytest.raises(InputError, match=re.escape(f"{bad}: 1 of its 1568 float pixels are NaN or infinite")):
+        read_image(bad)
+
+
 def test_the_network_input_is_scaled_as_the_data_module_scales_mnist(shared_mnist, tmp_path):
     """A test image saved as a PNG and read back is, as the network's input, the data module's test batch row."""
     data = MNISTDataModule(shared_mnist, download=False, val_size=100)
@@ -137,6 +160,8 @@ def test_the_network_input_is_scaled_as_the_data_module_scales_mnist(shared_mnis
         Image.fromarray(images[i].numpy(), mode="L").save(paths[-1])
     x = model_inputs([read_image(path) for path in paths])
     assert x.dtype == batch.x.dtype == torch.float32 and x.shape == (2, 1, 28, 28)
+    # Exact on any CPU: both are uint8 → float32 then one IEEE division by 255, correctly rounded on every path
+    # (vectorised or not), so there is no accumulation whose order a kernel could change.
     assert torch.equal(x, batch.x[[0, 7]])
 
 

@@ -19,6 +19,17 @@ from test_train import train
 # An MLP with a softmax output that reads the generated digits perfectly after one epoch.
 MLP_RUN = ["cost=log_likelihood", "optimizer=adam", "optimizer.lr=0.01", "trainer.max_epochs=1"]
 TEST_INDEX = 3  # the generated test digits' labels cycle 0–9: image 3 is a 3
+# How far the probabilities predict.py gives may lie from those of the data module's batch: float32 rounding, not
+# exactness. The network's outputs z are sums of 784 products (then 30), which the CPU's kernels add in different
+# orders — a batch of one goes through a matrix-vector kernel, a batch of many through a blocked matrix-matrix one;
+# AVX2, AVX-512 or NEON widths; with or without FMA. float32's eps is 2^-23 ≈ 1.2e-7, and a reordered sum of n
+# terms may differ by up to about n·eps·Σ|terms| (784 · 1.2e-7 ≈ 1e-4 of Σ|terms| at worst, about √n·eps ≈ 3e-6 of
+# it in practice); softmax passes at most half of the largest change of z on to a probability (Σ_k |∂p_j/∂z_k| =
+# 2 p_j (1 − p_j) ≤ 1/2), and predict.py's normalisation adds an ulp. A network of this size, whose |z| stays below
+# about 10, thus differs by 1e-7 to 1e-6: one ulp of p_3 ≈ 0.95, 1.2e-7, on an AVX2-only AMD EPYC, where atol=1e-7
+# failed. 1e-5 leaves a margin of 10 over that and is still over 300 times below the smallest change a wrong
+# preprocessing makes (3.4e-3, the pixels left in 0–255; checked below with a margin of 100).
+PROBABILITY_ATOL = 1e-5
 
 
 @pytest.fixture(scope="module")
@@ -88,14 +99,24 @@ def test_predict_a_folder_of_images(checkpoint, shared_mnist, inputs, tmp_path):
         assert p.sum() == pytest.approx(1.0, abs=1e-5) and int(rows[name]["digit"]) == p.argmax()
     assert probabilities["b_photo_of_a_6.jpg"][6] > 0.5
 
-    # The PNG reaches the network as the data module's test batch does: the same probabilities, to float precision.
+    # The PNG reaches the network as the data module's test batch does: the same probabilities, to float32 rounding
+    # (PROBABILITY_ATOL), and the same digit.
     model = MLP.load_from_checkpoint(
         checkpoint, cost=LogLikelihoodCost(), optimizer=None, activation=nn.Sigmoid, weights_only=True
     ).eval()
     _, x = generated_test_image(shared_mnist)
-    with torch.no_grad():
-        expected = torch.softmax(model(x), dim=1)[0]
-    assert torch.allclose(probabilities["a_test_digit.png"], expected, atol=1e-7, rtol=0)
+
+    def softmax(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.softmax(model(x), dim=1)[0]
+
+    expected, got = softmax(x), probabilities["a_test_digit.png"]
+    assert got.argmax() == expected.argmax() == TEST_INDEX
+    assert torch.allclose(got, expected, atol=PROBABILITY_ATOL, rtol=0), (got - expected).abs().max()
+    # The tolerance still catches a wrong preprocessing: the pixels left in 0–255, inverted, transposed or shifted
+    # by one pixel move some probability by 3e-3, 0.95, 0.93 and 1.5e-2 here, all over 100 × PROBABILITY_ATOL.
+    for wrong in (x * 255, 1 - x, x.transpose(-1, -2), x.roll(1, dims=-1)):
+        assert (softmax(wrong) - expected).abs().max() > 100 * PROBABILITY_ATOL
 
 
 def test_predict_a_single_file(checkpoint, inputs, tmp_path):
@@ -124,5 +145,51 @@ def test_nothing_readable_is_an_error(checkpoint, tmp_path):
         f"warning: skipped {folder / 'notes.txt'}: not a readable image "
         f"(UnidentifiedImageError: cannot identify image file '{folder / 'notes.txt'}')",
         f"error: inputs={folder}: no readable image among its 1 file",
+    ]
+    assert result.stdout == ""
+
+
+def float_tiff_with_nan(path: Path, image: torch.Tensor) -> None:
+    """``image`` as a float TIFF (PIL mode "F", pixels in [0, 1]) with one NaN pixel."""
+    pixels = image.numpy().astype(np.float32) / 255
+    pixels[0, 0] = np.nan
+    Image.fromarray(pixels, mode="F").save(path)
+
+
+def test_every_unusable_input_is_named_and_skipped(checkpoint, shared_mnist, inputs, tmp_path):
+    """One rule for a listed file that does not exist, a folder without files, a corrupt file and an image whose
+    float pixels are NaN: each is a warning naming it, and the readable images are predicted."""
+    missing, empty, nan_tiff = tmp_path / "no_such.png", tmp_path / "empty", tmp_path / "nan.tif"
+    empty.mkdir()
+    float_tiff_with_nan(nan_tiff, generated_test_image(shared_mnist)[0])
+    good, corrupt = inputs / "a_test_digit.png", inputs / "c_corrupt.png"
+    listed = ",".join(f"'{path}'" for path in (missing, good, empty, nan_tiff, corrupt))
+    out = tmp_path / "predict"
+    result = run_script("predict", f"ckpt_path={checkpoint}", f"inputs=[{listed}]", f"hydra.run.dir={out}")
+    assert result.returncode == 0, result.stderr
+    warnings = result.stderr.strip().splitlines()
+    assert warnings == [
+        f"warning: skipped inputs={missing}: no such file or folder; expected an image file or a folder of images",
+        f"warning: skipped inputs={empty}: the folder holds no files; expected images (PNG, JPEG, ...)",
+        f"warning: skipped {nan_tiff}: 1 of its 784 float pixels are NaN or infinite: no grey level can be read "
+        "from them",
+        warnings[3],
+    ]
+    assert warnings[3].startswith(f"warning: skipped {corrupt}: not a readable image (")
+    [header, row] = result.stdout.splitlines()
+    assert header.startswith("file") and re.match(rf"{re.escape(str(good))}\s+3\s", row)
+
+
+def test_a_list_of_which_nothing_exists_is_an_error(checkpoint, tmp_path):
+    missing = [tmp_path / "a.png", tmp_path / "b"]
+    listed = ",".join(f"'{path}'" for path in missing)
+    result = run_script("predict", f"ckpt_path={checkpoint}", f"inputs=[{listed}]", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        *(
+            f"warning: skipped inputs={path}: no such file or folder; expected an image file or a folder of images"
+            for path in missing
+        ),
+        f"error: inputs={missing[0]}, {missing[1]}: no readable image; none of these is a file or a folder of files",
     ]
     assert result.stdout == ""

@@ -7,18 +7,22 @@ training tested (``metrics.json``'s ``checkpoint``) is therefore the one trainin
 """
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf
 
-from nndl.checkpoints import load_model, resolve_checked, run_config
+from nndl.checkpoints import load_model, run_config
 from nndl.errors import ConfigError
+from nndl.precision import resolve_precision
 
-# The parts of the run's config an evaluation builds (and so checks; see nndl.checkpoints).
+log = logging.getLogger(__name__)
+
+# The parts of the run's config an evaluation builds (and so checks; see nndl.run_config).
 EVAL_GROUPS = ("model", "cost", "activation", "optimizer", "scheduler", "data")
 
 
@@ -54,6 +58,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         {**{k: v for k, v in report.items() if not k.startswith("test/")}, "architecture": model.architecture},
         metrics={f"hp/{name.replace('/', '_')}": value for name, value in test.items()},
     )
+    (Path(logger.log_dir) / logger.NAME_HPARAMS_FILE).unlink(missing_ok=True)  # written empty by the test: anew
     logger.finalize("success")
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     (out_dir / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -66,21 +71,20 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
 
 def trainer_config(run_cfg: DictConfig, overrides: DictConfig | None) -> DictConfig:
-    """The run's Trainer config (its accelerator, precision, ...), with the evaluation's ``trainer.*`` values that
-    are set in place of the run's; ``ConfigError`` when it asks for a GPU this machine does not have."""
-    with open_dict(run_cfg):
-        if run_cfg.get("trainer") is None:
-            run_cfg.trainer = {"_target_": "lightning.pytorch.Trainer"}
-        for key, value in (overrides or {}).items():
-            if value is not None:
-                run_cfg.trainer[key] = value
-    resolve_checked(run_cfg, "trainer", "trainer")
+    """A Trainer config with the run's accelerator, devices, precision and determinism (``nndl.run_config``'s
+    ``TRAINER_KEYS``), and the evaluation's ``trainer.*`` values that are set in their place; ``ConfigError`` when
+    it asks for a GPU this machine does not have."""
+    settings = dict(run_cfg.get("trainer") or {})
+    settings.update({key: value for key, value in (overrides or {}).items() if value is not None})
     import torch
 
-    accelerator = str(run_cfg.trainer.get("accelerator", "auto"))
+    accelerator = str(settings.get("accelerator", "auto"))
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(
             f"trainer.accelerator={accelerator}, but this machine has no GPU: "
             "add trainer.accelerator=cpu to evaluate on the CPU"
         )
-    return run_cfg.trainer
+    if "precision" in settings:  # precision=auto: bf16 where the hardware has it, as in training
+        settings["precision"], why = resolve_precision(settings["precision"], accelerator)
+        log.info(why)
+    return OmegaConf.create({"_target_": "lightning.pytorch.Trainer", **settings})

@@ -42,8 +42,11 @@ def predict(cfg: DictConfig) -> list[Prediction]:
     """Predict every image of ``cfg.inputs`` with the network of ``cfg.ckpt_path``; print a table (and write
     ``predictions.csv`` in this run's directory when ``cfg.csv``) and return the predictions.
 
-    An image that cannot be read is reported on stderr, by name, and skipped; ``InputError`` when ``inputs`` does
-    not exist or no image in it could be read.
+    One rule for every input: what cannot be used — a listed file or folder that does not exist, a folder that
+    holds no files, a file that is not a readable image (corrupt, truncated, not an image, float pixels that are
+    NaN or infinite) — is reported on stderr, by name, and skipped; the others are predicted. ``InputError`` when
+    nothing is left to predict: with the one problem's own message when ``inputs`` names a single file or folder
+    that does not exist or holds no files, else after the warnings, as "no readable image".
     """
     ckpt, _, run_cfg = run_config(cfg)
     from nndl.data.images import image_files, model_inputs, read_image
@@ -53,7 +56,18 @@ def predict(cfg: DictConfig) -> list[Prediction]:
         paths = [str(path) for path in cfg.inputs]
     else:
         paths = [required(cfg, "inputs", "digits/")]
-    files = [file for path in paths for file in image_files(path)]
+    files, missing = [], []
+    for path in paths:  # cheap checks of the paths first, before torch loads the checkpoint
+        try:
+            files.extend(image_files(path))
+        except InputError as err:
+            missing.append(err)
+    if not files and len(missing) == 1:
+        raise missing[0]  # the whole of inputs: its own message, not a warning followed by the same as an error
+    for err in missing:
+        _skipped(err)
+    if not files:
+        raise InputError(f"inputs={', '.join(paths)}: no readable image; none of these is a file or a folder of files")
     model = load_model(ckpt, run_cfg)
     if not isinstance(model, Classifier):
         raise ConfigError(
@@ -66,7 +80,7 @@ def predict(cfg: DictConfig) -> list[Prediction]:
             images.append(read_image(file))
             readable.append(file)
         except InputError as err:
-            print(f"warning: skipped {err}", file=sys.stderr)
+            _skipped(err)
     if not images:
         count = f"{len(files)} file{'s' if len(files) != 1 else ''}"
         raise InputError(f"inputs={', '.join(paths)}: no readable image among its {count}")
@@ -81,6 +95,10 @@ def predict(cfg: DictConfig) -> list[Prediction]:
         write_csv(out, predictions)
         print(f"Predictions: {out}")
     return predictions
+
+
+def _skipped(err: InputError) -> None:
+    print(f"warning: skipped {err}", file=sys.stderr)
 
 
 def digit_probabilities(model: Network, x: Tensor) -> Tensor:

@@ -1,7 +1,8 @@
 """A sweep's (or a single run's) summary, read back from what its runs wrote: nothing is re-run.
 
 For each run directory (a Hydra job directory: ``.hydra/``, TensorBoard event files, ``metrics.json``) one row:
-its overrides, its status (``ok``, ``diverged``, ``failed``, or ``unfinished`` when the run was interrupted), best
+its overrides, its status (``ok``, ``diverged``, ``failed``, ``interrupted``, or ``unfinished`` when the run left no
+``metrics.json``; a sweep's jobs that never started are listed as ``not started``), best
 val/acc and its epoch, test/acc, final training loss, epochs, training and wall time, and a note (the error of a
 failed run, the reason of a diverged one). ``write_summary`` writes them, sorted by best val/acc, to
 ``summary.md`` and ``summary.csv``, and draws ``curves.png``: val/acc against epoch, one labelled line per run.
@@ -21,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 COLUMNS = ["run", "overrides", "status", "best_val_acc", "best_epoch", "test_acc", "train_loss", "epochs",
            "train_time_s", "wall_time_s", "note"]  # fmt: skip
-STATUS_ORDER = {"ok": 0, "diverged": 1, "unfinished": 2, "failed": 3}
+STATUS_ORDER = {"ok": 0, "diverged": 1, "interrupted": 2, "unfinished": 3, "failed": 4, "not started": 5}
 
 
 def run_dirs(root: Path) -> list[Path]:
@@ -82,11 +83,34 @@ def summarize_run(run: Path) -> tuple[dict[str, Any], dict[int, float]]:
     return row, val_acc
 
 
+def planned_jobs(root: Path) -> list[str] | None:
+    """The overrides of every job a sweep of Hydra's basic sweeper planned, in job order, from the
+    ``multirun.yaml`` it wrote at its start (``None`` for other sweepers, or no such file)."""
+    file = root / "multirun.yaml"
+    if not file.is_file():
+        return None
+    hydra = OmegaConf.load(file).get("hydra", {})
+    if "BasicSweeper" not in str(OmegaConf.select(hydra, "sweeper._target_", default="")):
+        return None
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides = OverridesParser.create().parse_overrides(list(OmegaConf.select(hydra, "overrides.task") or []))
+    return [" ".join(job) for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
+
+
 def write_summary(root: Path) -> list[dict[str, Any]]:
     """Write ``summary.md``, ``summary.csv`` and ``curves.png`` into ``root``; return the rows, best first."""
-    summaries = [summarize_run(run) for run in run_dirs(root)]
+    runs = run_dirs(root)
+    summaries = [summarize_run(run) for run in runs]
+    started = {_job_order(run)[0] for run in runs}
+    not_started = [
+        {**dict.fromkeys(COLUMNS, ""), "run": str(num), "overrides": overrides, "status": "not started"}
+        for num, overrides in enumerate(planned_jobs(root) or [])
+        if num not in started
+    ]
     rows = sorted(
-        (row for row, _ in summaries),
+        [*(row for row, _ in summaries), *not_started],
         key=lambda row: (STATUS_ORDER.get(row["status"], 2), -float(row["best_val_acc"] or -1)),
     )
     with open(root / "summary.csv", "w", newline="") as f:
@@ -155,7 +179,12 @@ class SweepSummary(Callback):
         Path(config.hydra.sweep.dir).mkdir(parents=True, exist_ok=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        root = Path(config.hydra.sweep.dir)
+        self.report(Path(config.hydra.sweep.dir))
+
+    @staticmethod
+    def report(root: Path) -> None:
+        """Write the summary of the sweep in ``root`` (so far), print its counts, name its failed jobs; exit
+        status 1 when a job failed."""
         if not root.is_dir() or not run_dirs(root):
             return
         rows = write_summary(root)

@@ -7,6 +7,7 @@
 import json
 import logging
 import os
+import signal
 import sys
 import traceback
 import warnings
@@ -21,13 +22,18 @@ from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from nndl.callbacks import EpochTimer
 from nndl.data import MNISTDataModule
 from nndl.divergence import Diverged
 from nndl.errors import ConfigError, NNDLError
+from nndl.interrupt import Interrupted, StopOnSignal, interruptible
 from nndl.models import Classifier, Network
+from nndl.precision import resolve_precision
+from nndl.summary import SweepSummary
+from nndl.validate import check_config
 
 log = logging.getLogger(__name__)
 
@@ -43,30 +49,60 @@ class Run:
 
 
 def main(cfg: DictConfig) -> float:
-    """One job of ``scripts/train.py``: ``train(cfg)``, with its errors reported the way a run or a sweep needs.
+    """One job of ``scripts/train.py``: ``train(cfg)``, with its end recorded whatever it is.
 
-    A single run stops on a bad config or bad data with the one-line message of the error (exit status 1). In a
-    sweep (``-m``) a job that fails for any reason is recorded in its directory (``metrics.json`` with
-    ``status: failed`` and the error, ``traceback.txt``) and returns the worst value, as a diverged run does, so
-    that the sweep goes on with its next job (an Optuna search too, even when every trial fails);
-    ``nndl.summary.SweepSummary`` lists the failures at the sweep's end.
+    Every run that ends other than ``ok`` or ``diverged`` says so in its ``metrics.json``:
+
+    - ``failed``: a bad value or file (one line on stderr, exit status 1) or any other error (its traceback); the
+      traceback is kept in ``traceback.txt`` either way. In a sweep (``-m``) the failed job returns the worst value instead, as a diverged run
+      does, so that the sweep goes on (an Optuna search too); ``nndl.summary.SweepSummary`` names it at the end.
+    - ``interrupted``: SIGTERM or SIGINT (``nndl.interrupt``), with the epochs completed and the last checkpoint;
+      the script exits with 143 or 130, and a sweep stops there, its summary listing the jobs not started.
     """
-    if HydraConfig.get().mode != RunMode.MULTIRUN:
-        try:
-            return train(cfg)
-        except NNDLError as err:
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(1)
+    hydra = HydraConfig.get()
+    run_dir = Path(hydra.runtime.output_dir)
+    multirun = hydra.mode == RunMode.MULTIRUN
     try:
-        return train(cfg)
+        with interruptible():
+            return train(cfg)
+    except Interrupted as err:
+        _report_interrupted(run_dir, err)
+        if multirun:
+            SweepSummary.report(Path(hydra.sweep.dir))
+        sys.exit(err.exit_status)
     except Exception as err:
-        run_dir = Path(HydraConfig.get().runtime.output_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
         error = str(err) if isinstance(err, NNDLError) else f"{type(err).__name__}: {err}"
+        run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "traceback.txt").write_text(traceback.format_exc())
         _write_metrics(run_dir, {"status": "failed", "error": error})
-        print(f"error: job {HydraConfig.get().job.num} failed: {error}", file=sys.stderr)
+        if not multirun:
+            if isinstance(err, NNDLError):
+                print(f"error: {err}", file=sys.stderr)
+                sys.exit(1)
+            raise
+        print(f"error: job {hydra.job.num} failed: {error}", file=sys.stderr)
         return float(cfg.monitor_worst)  # as a diverged run: every sweeper carries on, the summary tells them apart
+
+
+def _report_interrupted(run_dir: Path, err: Interrupted) -> None:
+    """``metrics.json`` of an interrupted run: the signal, the epochs completed and the last checkpoint saved."""
+    trainer: L.Trainer | None = getattr(err, "trainer", None)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    report = {
+        "status": "interrupted",
+        "signal": err.name,
+        "epochs": trainer.current_epoch if trainer else 0,
+        "checkpoint": str(last) if last.is_file() else None,
+        "train_time_s": _train_time(trainer) if trainer else None,
+    }
+    report["reason"] = f"{err.name} after {report['epochs']} complete epoch(s)"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_metrics(run_dir, report)
+    print(
+        f"\nInterrupted by {err.name} after {report['epochs']} complete epoch(s); last checkpoint: "
+        f"{report['checkpoint'] or 'none'}. Run directory: {run_dir}",
+        file=sys.stderr,
+    )
 
 
 def build_run(cfg: DictConfig) -> Run:
@@ -87,10 +123,13 @@ def build_run(cfg: DictConfig) -> Run:
             "(model=mlp, model=cnn) train on data=mnist, model=curve on data=function"
         )
     logger = instantiate(cfg.logger)
-    callbacks = [instantiate(callback) for callback in cfg.callbacks.values()]
+    callbacks = [instantiate(callback) for callback in cfg.callbacks.values()] + [StopOnSignal()]
     progress_bar = cfg.trainer.enable_progress_bar
+    precision, why = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)  # precision=auto: bf16 if native
+    log.info(why)
     trainer: L.Trainer = instantiate(
         cfg.trainer,
+        precision=precision,
         logger=logger,
         callbacks=callbacks,
         enable_progress_bar=sys.stderr.isatty() if progress_bar is None else progress_bar,
@@ -105,16 +144,20 @@ def train(cfg: DictConfig) -> float:
     checkpoint is tested, and its validation metrics with the test metrics are the run's final metrics, shown in
     TensorBoard's HPARAMS tab as ``hp/val_acc``, ``hp/test_acc``, ... next to the run's hyperparameters.
     """
+    check_config(cfg)  # every value in range, before any data is read
     run = build_run(cfg)
     datamodule, model, trainer = run.datamodule, run.model, run.trainer
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         trainer.fit(model, datamodule=datamodule)
+        best_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        test = trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)[0]
     except Diverged as err:
         return _report_diverged(cfg, run, err, run_dir)
-
-    best_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    test = trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)[0]
+    except (Interrupted, SIGTERMException) as err:  # Lightning's own, should it stop the loop before StopOnSignal
+        interrupted = err if isinstance(err, Interrupted) else Interrupted(signal.SIGTERM)
+        interrupted.trainer = trainer  # for main's report: the epochs completed
+        raise interrupted from None
     pick = max if cfg.monitor_mode == "max" else min  # the first best epoch, as ModelCheckpoint keeps it
     # No validation ran (e.g. +trainer.limit_val_batches=0): the last epoch stands in, without val/ metrics.
     best = pick(model.val_history, key=lambda epoch: epoch[cfg.monitor], default={"epoch": trainer.current_epoch - 1})
@@ -163,6 +206,8 @@ def _log_final(run: Run, cfg: DictConfig, status: str, final: dict[str, float]) 
         metrics={f"hp/{name.replace('/', '_')}": value for name, value in final.items()},
         step=run.trainer.global_step,
     )
+    # Lightning wrote hparams.yaml at the first logged step, still empty, and never overwrites it: write it anew.
+    (Path(run.logger.log_dir) / run.logger.NAME_HPARAMS_FILE).unlink(missing_ok=True)
     run.logger.finalize("success")  # flush the events and write hparams.yaml
 
 

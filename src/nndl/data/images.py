@@ -24,7 +24,8 @@ WIDE_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")
 
 
 def mnist_image(image: Image.Image) -> Tensor:
-    """``image`` converted as MNIST's digits are: a uint8 tensor (28, 28), a light digit on a dark background.
+    """``image`` converted as MNIST's digits are: a uint8 tensor (28, 28), a light digit on a dark background;
+    ``InputError`` when its pixels are floats and some are NaN or infinite (no grey level to give them).
 
     1. Turned upright as its EXIF orientation says (photos), then made grey: colour by luminance (ITU-R 601-2,
        PIL's ``convert("L")``); 16-bit and 32-bit integer pixels scaled from 0–65535 to 0–255 (not clipped);
@@ -64,6 +65,11 @@ def _grey(image: Image.Image) -> Image.Image:
         return Image.fromarray(np.clip(np.rint(wide / 257), 0, 255).astype(np.uint8), mode="L")
     if image.mode == "F":  # floating-point pixels: taken as [0, 1] when they fit there, else as [0, 255]
         values = np.asarray(image, dtype=np.float64)
+        bad = int(np.count_nonzero(~np.isfinite(values)))
+        if bad:  # NaN would make the test of the range below false and be cast to an arbitrary grey
+            raise InputError(
+                f"{bad} of its {values.size} float pixels are NaN or infinite: no grey level can be read from them"
+            )
         scale = 255.0 if values.size and values.max() <= 1.0 else 1.0
         return Image.fromarray(np.clip(np.rint(values * scale), 0, 255).astype(np.uint8), mode="L")
     if image.has_transparency_data:
@@ -77,11 +83,14 @@ def _grey(image: Image.Image) -> Image.Image:
 
 
 def read_image(path: str | os.PathLike) -> Tensor:
-    """The image file at ``path`` as ``mnist_image`` makes it; ``InputError`` naming the file if it cannot be read."""
+    """The image file at ``path`` as ``mnist_image`` makes it; ``InputError`` naming the file if it cannot be read
+    or its pixels cannot be made an MNIST image (NaN or infinite float pixels)."""
     try:
         with Image.open(path) as image:
             image.load()  # decode now: a truncated or corrupt file fails here, not later
             return mnist_image(image)
+    except InputError as err:  # decoded, but its pixels cannot be made an MNIST image
+        raise InputError(f"{path}: {err}") from None
     except Exception as err:  # PIL raises OSError, ValueError, SyntaxError, ... for damaged or foreign files
         raise InputError(f"{path}: not a readable image ({type(err).__name__}: {err})") from None
 

@@ -1,0 +1,72 @@
+"""Every run owns its directory: a Hydra callback that checks it before Hydra writes anything there.
+
+Run and sweep directories end in a process's own ``NNDL_RUN_ID`` (``nndl.cli.prepare``), so two runs started in
+the same second land apart. A directory given by hand (``hydra.run.dir=...``, ``hydra.sweep.dir=...``) that already
+holds a run is refused, with one line, before its config, checkpoints or events can be overwritten or mixed with
+another run's; so is one that cannot be written, with the key that moves it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+# What a run leaves in its directory (conf/hydra, conf/callbacks, conf/logger, nndl.train, nndl.summary).
+RUN_FILES = (".hydra", "metrics.json", "checkpoints", "multirun.yaml", "summary.md")
+
+
+def holds_run(path: Path) -> str | None:
+    """The first sign that ``path`` holds a run (a file name), or ``None``."""
+    if not path.is_dir():
+        return None
+    for name in RUN_FILES:
+        if (path / name).exists():
+            return name
+    events = next(path.glob("events.out.tfevents.*"), None)
+    return events.name if events else None
+
+
+def check_writable(path: Path, key: str) -> None:
+    """Create ``path`` and write a file into it, or stop with one line naming ``key``."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        _stop(f"cannot write the run's directory {path} ({err.strerror or err}): give a writable one with "
+              f"{key}=<dir>, or move all outputs with paths.log_dir=<dir>")  # fmt: skip
+
+
+class FreshRunDirectory(Callback):
+    """Refuse to start a run (``on_run_start``) or a sweep (``on_multirun_start``) in a directory that holds one."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if os.environ.get("LOCAL_RANK", "0") != "0":  # a data-parallel process of the run that made the directory
+            return
+        run_dir = Path(config.hydra.run.dir)
+        found = holds_run(run_dir)
+        if found:
+            _stop(f"hydra.run.dir={run_dir} already holds a run ({found}): a new run needs a directory of its own")
+        check_writable(run_dir, "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        found = holds_run(sweep_dir) or next(
+            (f"{d.name}/{holds_run(d)}" for d in sorted(sweep_dir.glob("*")) if d.is_dir() and holds_run(d)), None
+        )
+        if found:
+            _stop(
+                f"hydra.sweep.dir={sweep_dir} already holds a sweep ({found}): a new sweep needs a directory of its own"
+            )
+        check_writable(sweep_dir, "hydra.sweep.dir")
+
+
+def _stop(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(1)
