@@ -6,7 +6,7 @@
 
 Each case runs in a fresh process which alternates, for each repetition, one training epoch of the reference
 loop and one of the project's real path: the config that
-``scripts/train.py`` composes, built by ``nndl.train.build_run`` (same data module, model, Trainer, logger and
+``scripts/train.py`` composes, built by ``nndl.build.build_run`` (same data module, model, Trainer, logger and
 callbacks), fitted for one epoch. Times are the training epoch alone (validation is reported separately); the
 ratio is the median over the pairs of project / reference. Peak memory is that of another fresh process that
 runs one epoch of the project's path alone. Prints a Markdown table.
@@ -50,7 +50,7 @@ def reference_epoch(cfg, images, labels) -> float:
     project's channels-last CNN is its own speed-up). Returns its wall time in seconds."""
     import torch
 
-    from nndl.train import build, build_model
+    from nndl.build import build, build_model
 
     x_all, y_all = images.unsqueeze(1).float().div(255), labels
     cfg = cfg.copy()
@@ -72,7 +72,7 @@ def reference_epoch(cfg, images, labels) -> float:
 
 def project_epoch(cfg) -> dict[str, float]:
     """One epoch of the project's own path; the EpochTimer callback reports its training and validation time."""
-    from nndl.train import build_run
+    from nndl.build import build_run
 
     run = build_run(cfg)
     run.trainer.fit(run.model, datamodule=run.datamodule)
@@ -96,7 +96,7 @@ def peak_rss(name: str) -> dict:
 
 def bench_case(name: str, repeats: int) -> dict:
     """Runs in its own process: the alternating pairs of one case."""
-    from nndl.train import build
+    from nndl.build import build
 
     with tempfile.TemporaryDirectory(prefix="nndl-bench-") as tmp:
         cfg = case_config(name, tmp)

@@ -13,12 +13,12 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch import nn
 
 from cli import run_script
+from nndl.build import build_model
 from nndl.checkpoints import load_model, load_run_config, load_state_dict
 from nndl.costs import LogLikelihoodCost
 from nndl.data import MNISTDataModule
 from nndl.errors import CheckpointError, ConfigError
 from nndl.models import CNN
-from nndl.train import build_model
 from test_train import train
 
 # A small CNN with BatchNorm: conv weights kept channels-last, and buffers (running statistics) besides parameters.

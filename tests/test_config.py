@@ -7,6 +7,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from nndl.build import build_model, build_run
 from nndl.config import compose
 from nndl.costs import LogLikelihoodCost, QuadraticCost
 from nndl.data import MNISTDataModule
@@ -14,7 +15,6 @@ from nndl.data.function import FunctionDataModule
 from nndl.errors import ConfigError
 from nndl.models import CNN, MLP
 from nndl.precision import resolve_precision
-from nndl.train import build_model, build_run
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name not in ("hydra", "paths"))

@@ -38,7 +38,7 @@ def edited(tmp_path: Path, edit: str, *overrides: str) -> Path:
 def refused(path: Path, match: str, groups: tuple[str, ...] = ("model", "cost", "activation", "optimizer", "data")):
     with pytest.raises(ConfigError, match=match) as error:
         cfg = load_run_config(path, groups)
-        from nndl.train import build_model  # only reached when the check failed to refuse
+        from nndl.build import build_model  # only reached when the check failed to refuse
 
         build_model(cfg)
     assert "\n" not in str(error.value)

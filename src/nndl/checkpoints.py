@@ -125,7 +125,7 @@ def load_model(ckpt_path: str | os.PathLike, run_cfg: DictConfig) -> Network:
     """
     from hydra.errors import InstantiationException
 
-    from nndl.train import build_model  # Lightning and the models load here, not when the scripts start
+    from nndl.build import build_model  # Lightning and the models load here, not when the scripts start
 
     state_dict, hparams = _read(ckpt_path)
     try:

@@ -32,7 +32,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     ckpt, config_file, run_cfg = run_config(cfg, EVAL_GROUPS)  # bad paths fail here, before torch loads
     import lightning as L
 
-    from nndl.train import build, quiet_library_noise
+    from nndl.build import build, quiet_library_noise
 
     quiet_library_noise()
     L.seed_everything(run_cfg.seed, workers=True)

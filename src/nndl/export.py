@@ -5,7 +5,7 @@ network's parameters and buffers only, without Lightning's training state (optim
 it goes the part of the run's config that builds the network (model, cost, activation, optimizer, scheduler), so
 that it loads back without the run directory and without a Trainer::
 
-    model = nndl.train.build_model(OmegaConf.load("model.yaml"))
+    model = nndl.build.build_model(OmegaConf.load("model.yaml"))
     model.load_state_dict(torch.load("model.pt", weights_only=True))
 """
 
@@ -45,7 +45,7 @@ def export(cfg: DictConfig) -> Path:
 
 
 def write_model_config(run_cfg: DictConfig, path: str | os.PathLike) -> None:
-    """The groups of ``run_cfg`` that ``nndl.train.build_model`` reads, resolved, as YAML at ``path``."""
+    """The groups of ``run_cfg`` that ``nndl.build.build_model`` reads, resolved, as YAML at ``path``."""
     groups = {  # each resolved where it stands, so that e.g. CurveFit's ${data.function} finds its value
         group: OmegaConf.to_container(run_cfg[group], resolve=True)
         for group in MODEL_GROUPS

@@ -34,7 +34,7 @@ from omegaconf.grammar_parser import parse
 from nndl.errors import ConfigError
 
 RUN_CONFIG = Path(".hydra") / "config.yaml"
-MODEL_GROUPS = ("model", "cost", "activation", "optimizer", "scheduler")  # what nndl.train.build_model reads
+MODEL_GROUPS = ("model", "cost", "activation", "optimizer", "scheduler")  # what nndl.build.build_model reads
 REQUIRED_GROUPS = ("model", "cost", "activation", "optimizer")
 
 ACTIVATIONS = frozenset(f"torch.nn.{name}" for name in ("GELU", "Identity", "LeakyReLU", "ReLU", "Sigmoid", "Tanh"))

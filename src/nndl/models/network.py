@@ -116,6 +116,16 @@ class Network(L.LightningModule):
         loss.backward()
         return z, loss
 
+    def update_mini_batch(self, x: Tensor, y: Tensor, optimizer: torch.optim.Optimizer) -> tuple[Tensor, Tensor]:
+        """One step of gradient descent on the mini-batch (x, y), as network.py's ``update_mini_batch``: ∇C by
+        backpropagation (chapter 2), then the optimizer's step (w → w − η ∇C for plain SGD, eq. 20–21).
+
+        Returns (z^L, C) of the mini-batch, before the step."""
+        optimizer.zero_grad()
+        z, loss = self.gradients(x, y)
+        optimizer.step()
+        return z, loss
+
     def log_gradients(self) -> None:
         """Log what the latest mini-batch's gradients show (called once per Lightning step); nothing by default."""
 
@@ -135,9 +145,7 @@ class Network(L.LightningModule):
         steps = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
         zs, losses = [], []
         for x, y in batch.split():  # one gradient descent step per mini-batch (chapter 1, eq. 20–21)
-            optimizer.zero_grad()
-            z, loss = self.gradients(x, y)  # ∇C by backpropagation (chapter 2)
-            optimizer.step()  # w → w − η ∇C for plain SGD
+            z, loss = self.update_mini_batch(x, y, optimizer)
             if scheduler is not None:
                 scheduler.step()
             steps.increment_ready()

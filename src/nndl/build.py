@@ -1,0 +1,123 @@
+"""Building a run from its config: seed, data, model, logger, callbacks and Trainer, each from its group.
+
+Every object comes from its config group with ``hydra.utils.instantiate``: ``conf/`` holds the ingredients, this
+module puts them together. ``nndl.train`` runs what ``build_run`` builds; ``scripts/eval.py``, ``predict.py``,
+``export.py`` and ``bench.py`` build models and data the same way.
+"""
+
+import logging
+import os
+import sys
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig
+
+from nndl.data import MNISTDataModule
+from nndl.errors import ConfigError, NNDLError
+from nndl.interrupt import StopOnSignal
+from nndl.models import Classifier, Network
+from nndl.precision import resolve_precision
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Run:
+    """Everything one run trains with, built from its config."""
+
+    datamodule: L.LightningDataModule
+    model: Network
+    trainer: L.Trainer
+    logger: Logger
+
+
+def build_run(cfg: DictConfig) -> Run:
+    """Seed, then build the data (checked and read before anything else), the model and the trainer."""
+    quiet_library_noise()
+    set_threads(cfg.get("threads"))
+    L.seed_everything(cfg.seed, workers=True)
+
+    datamodule = build(cfg.data)
+    datamodule.prepare_data()  # bad or missing files fail here, before anything is built
+    datamodule.setup("fit")
+
+    model = build_model(cfg)
+    if isinstance(model, Classifier) != isinstance(datamodule, MNISTDataModule):
+        choices = HydraConfig.get().runtime.choices
+        raise ConfigError(
+            f"model={choices.get('model')} cannot train on data={choices.get('data')}: the digit classifiers "
+            "(model=mlp, model=cnn) train on data=mnist, model=curve on data=function"
+        )
+    logger = instantiate(cfg.logger)
+    callbacks = [instantiate(callback) for callback in cfg.callbacks.values()] + [StopOnSignal()]
+    progress_bar = cfg.trainer.enable_progress_bar
+    precision, why = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)  # precision=auto: bf16 if native
+    log.info(why)
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        precision=precision,
+        logger=logger,
+        callbacks=callbacks,
+        enable_progress_bar=sys.stderr.isatty() if progress_bar is None else progress_bar,
+    )
+    return Run(datamodule, model, trainer, logger)
+
+
+def build_model(cfg: DictConfig) -> Network:
+    """The model of conf/model, given the cost, hidden activation and optimizer of their own groups."""
+    return build(
+        cfg.model,
+        cost=build(cfg.cost),
+        activation=build(cfg.activation),
+        optimizer=build(cfg.optimizer),
+        scheduler=build(cfg.scheduler) if cfg.get("scheduler") else None,
+        _convert_="all",  # plain lists in the model's hyperparameters, not OmegaConf containers
+    )
+
+
+def build(config: Any, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate``, letting the project's own errors (bad config values) through unwrapped."""
+    try:
+        return instantiate(config, **kwargs)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, NNDLError):
+            raise err.__cause__ from None
+        raise
+
+
+def set_threads(threads: int | None) -> None:
+    """Torch's intra-op threads: ``threads`` if set; under the joblib launcher the cores shared among its jobs."""
+    if threads is None:
+        hydra = HydraConfig.get()
+        n_jobs = hydra.launcher.get("n_jobs") if "joblib" in str(hydra.launcher.get("_target_", "")) else None
+        if n_jobs is None:
+            return
+        cores = os.cpu_count() or 1
+        jobs = cores + 1 + n_jobs if n_jobs < 0 else n_jobs  # joblib's n_jobs=-1: one job per core
+        asked = hydra.sweeper.get("n_jobs")  # an Optuna search launches this many trials at a time
+        jobs = min(jobs, asked) if isinstance(asked, int) and asked > 0 else jobs
+        threads = max(1, cores // min(max(jobs, 1), cores))
+    if not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"threads={threads!r} is out of range: it must be an integer ≥ 1 or null (all cores)")
+    torch.set_num_threads(threads)
+    log.info(f"torch threads: {threads}")
+
+
+def quiet_library_noise() -> None:
+    """Keep the console to what a user of the lab needs."""
+    # Hydra's handlers on the root logger print and file every message already; Lightning adds a console handler
+    # of its own, which would print each of its messages twice.
+    if logging.getLogger().hasHandlers():
+        logging.getLogger("lightning").handlers.clear()
+    # The batches are cut from tensors in memory: worker processes would only add overhead.
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    # Raised inside Lightning itself with recent torch releases; nothing a user can act on.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
