@@ -3,9 +3,10 @@
     python scripts/summarize.py outputs/multirun/2026-11-29/14-00-00
     python scripts/summarize.py outputs/runs/2026-11-29/14-00-00
 
-Writes into that directory ``summary.md`` and ``summary.csv`` — one row per run: its overrides, status, best
-val/acc and its epoch, test/acc, final train loss, epochs, training and wall time, and the error of a failed run —
-sorted by best val/acc, and ``curves.png``: val/acc against epoch for every run, one labelled line each.
+Writes into that directory ``summary.md`` and ``summary.csv`` — one row per run: its name, overrides, status, best
+val/acc (val/loss for model=curve) and its epoch (counted from 0), test/acc, final train loss, epochs, parameters,
+training and wall time, tags, and why a run failed, diverged or did not learn — best first, and ``curves.png``:
+val/acc against epoch for every run, each its own colour and marker.
 Every sweep writes its summary at its end already (nndl.summary.SweepSummary); this script (re)writes it.
 """
 
@@ -13,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from nndl.summary import markdown_table, run_dirs, write_summary
+from nndl.summary import run_dirs, write_summary
 
 
 def main() -> None:
@@ -24,8 +25,8 @@ def main() -> None:
         sys.exit(f"error: {root} is not a directory")
     if not run_dirs(root):
         sys.exit(f"error: no runs (directories with .hydra/ or TensorBoard event files) in {root} or below it")
-    rows = write_summary(root)
-    print(markdown_table(rows))
+    write_summary(root)
+    print((root / "summary.md").read_text().rstrip())
     print(f"\nWritten to {root}/summary.md, summary.csv and curves.png")
 
 

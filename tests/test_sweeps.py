@@ -93,8 +93,8 @@ def test_the_summary_counts_epochs_as_training_does(shared_mnist, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     row, val_acc = summarize_run(tmp_path)
-    assert list(val_acc) == [2, 4]  # validated after epochs 2 and 4
-    assert row["best_epoch"] == json.loads((tmp_path / "metrics.json").read_text())["best_epoch"] + 1
+    assert list(val_acc) == [1, 3]  # validated after epochs 2 and 4, counted from 0
+    assert row["best_epoch"] == json.loads((tmp_path / "metrics.json").read_text())["best_epoch"]
 
 
 def test_the_joblib_launcher_shares_the_cores_among_its_jobs(shared_mnist, tmp_path):
@@ -136,7 +136,7 @@ def noisy(mean: float, n: int = 20) -> list[float]:
 
 
 def test_guard_lets_a_learning_network_pass():
-    guard, trainer = DivergenceGuard(), SimpleNamespace(global_step=0)
+    guard, trainer = DivergenceGuard(), SimpleNamespace(global_step=0, world_size=1)
     for mean in (2.0, 1.5, 0.1, 3.0, 0.5):  # a spike to 30× the lowest loss, under 4× the first: not divergence
         step(guard, trainer, noisy(mean))
     step(guard, trainer, noisy(0.5), z=torch.randn(200, 10) * 0.1)  # small outputs, as at the start: they vary
@@ -147,7 +147,7 @@ def test_guard_judges_a_resumed_run_against_the_untrained_loss():
     guard = DivergenceGuard()
     guard.load_state_dict({"initial_loss": 2.0})
     with pytest.raises(Diverged, match="over 4 times the untrained network's"):
-        step(guard, SimpleNamespace(global_step=0), noisy(9.0))
+        step(guard, SimpleNamespace(global_step=0, world_size=1), noisy(9.0))
 
 
 # outputs saturated at 0 or 1 whatever the input: z^L large, of one sign per output
@@ -165,7 +165,7 @@ SATURATED = torch.tensor([-30.0, 40.0] * 5) * (1 + torch.rand(200, 10))
     ],
 )
 def test_guard_stops_a_diverging_run(losses, message):
-    guard, trainer = DivergenceGuard(), SimpleNamespace(global_step=0)
+    guard, trainer = DivergenceGuard(), SimpleNamespace(global_step=0, world_size=1)
     with pytest.raises(Diverged, match=message) as caught:
         for i, step_losses in enumerate(losses):
             step(guard, trainer, step_losses, z=SATURATED if "collapsed" in message and i else None)

@@ -19,6 +19,7 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
 from torch import nn
 
 from nndl import figures
@@ -29,6 +30,7 @@ from nndl.data import MNISTDataModule
 from nndl.models import MLP
 from nndl.models.classifier import MostConfidentMistakes
 
+pytest_plugins = ["sweep_runs"]  # the four_run_sweep fixture: one 4-run sweep for the session
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = {"test/confusion_matrix", "test/most_confident_mistakes"}
 SERVER_TIMEOUT_S = 60
@@ -255,3 +257,74 @@ def test_without_tensorboard_the_test_pass_tracks_and_draws_nothing(shared_mnist
     )
     assert 0 <= accuracy <= 1
     assert model.test_confusion.update_count == 0 and model.test_mistakes.update_count == 0
+
+
+# A sweep in TensorBoard: run names of what varies, HPARAMS that open on the swept keys, one step axis.
+
+
+def hparams_data(run_dir: Path) -> dict[str, plugin_data_pb2.HParamsPluginData]:
+    """The hparams plugin's records of a run, read with TensorBoard's own reader."""
+    content = events(run_dir).PluginTagToContent("hparams")
+    return {tag: plugin_data_pb2.HParamsPluginData.FromString(data) for tag, data in content.items()}
+
+
+def test_sweep_jobs_are_named_after_what_varies(four_run_sweep, sweep_jobs):
+    assert sorted(p.name for p in four_run_sweep.iterdir() if p.is_dir()) == sweep_jobs
+
+
+def test_hparams_of_a_sweep_open_on_the_swept_keys_then_the_metrics(four_run_sweep, sweep_jobs):
+    for job in sweep_jobs:
+        run = four_run_sweep / job
+        data = hparams_data(run)
+        experiment = data["_hparams_/experiment"].experiment
+        infos = {info.name: info for info in experiment.hparam_infos}
+        assert [name for name, info in infos.items() if info.differs] == ["cost", "optimizer"]
+        assert set(infos) == {"cost", "optimizer", "lr", "status"}  # constant keys left out
+        assert [m.name.tag for m in experiment.metric_infos][:2] == ["hp/val_acc", "hp/test_acc"]
+        assert {m.name.tag for m in experiment.metric_infos} == {"hp/val_acc", "hp/test_acc", "hp/val_loss",
+                                                                  "hp/test_loss"}  # fmt: skip
+        values = data["_hparams_/session_start_info"].session_start_info.hparams
+        metrics = json.loads((run / "metrics.json").read_text())
+        cost, optimizer = job.split("_", 1)[1].replace("cost=", "").split(",opt=")
+        assert (values["cost"].string_value, values["optimizer"].string_value) == (cost, optimizer)
+        assert values["lr"].number_value == (3.0 if optimizer == "sgd" else 0.001)
+        assert values["status"].string_value == metrics["status"]
+        assert set(values) == set(infos)
+        assert data["_hparams_/session_start_info"].session_start_info.group_name == job  # one row per run
+        assert "tags/text_summary" in events(run).Tags()["tensors"]  # the sweep's tags, constant: as text
+
+
+def test_a_single_run_records_its_own_keys_typed(finished_run):
+    values = hparams_data(finished_run)["_hparams_/session_start_info"].session_start_info.hparams
+    assert {"model", "architecture", "params", "cost", "activation", "optimizer", "lr", "batch_size", "status"} <= set(
+        values
+    )
+    assert not {"conv_activation", "book_accuracy", "experiment", "l2", "dropout"} & set(values)  # meaningless here
+    # integers as text: TensorBoard prints every number with 5 significant digits (10.000)
+    assert values["batch_size"].string_value == "10" and values["params"].string_value == str(784 * 30 + 30 + 310)
+    assert values["lr"].number_value == 3.0
+
+
+def test_one_step_axis_epochs_for_epoch_scalars_updates_for_step_scalars(four_run_sweep, sweep_jobs):
+    run = four_run_sweep / sweep_jobs[0]
+    metrics = json.loads((run / "metrics.json").read_text())
+    acc = events(run)
+
+    def steps(tag: str) -> list[int]:
+        return [e.step for e in acc.Scalars(tag)]
+
+    for tag in ("train/loss", "train/acc", "val/loss", "val/acc", "train/lr", "time/train_s", "time/val_s"):
+        assert steps(tag) == [0, 1], tag  # two epochs, counted from 0
+    updates = 500 // 10  # 500 training images in mini-batches of 10: one Lightning step of 50 updates an epoch
+    assert steps("train/loss_step") == [updates, 2 * updates]
+    assert steps("grad_norm/layer_1") == [updates, 2 * updates]
+    best = metrics["best_epoch"]
+    assert steps("test/acc") == steps("hp/val_acc") == [best]  # the tested weights' epoch
+    images = EventAccumulator(str(run), size_guidance={"images": 0})
+    images.Reload()
+    assert [image.step for image in images.Images("test/confusion_matrix")] == [best]
+    assert metrics["epochs"] == 2 and metrics["wall_time_s"] >= metrics["train_time_s"]
+
+
+def test_histograms_are_on_the_epoch_axis(finished_run):
+    assert [h.step for h in events(finished_run).Histograms("weights/layers.0.weight")] == [0]

@@ -197,7 +197,11 @@ def test_every_rule_refuses_its_bad_values(rule: Rule, configs: Compose):
 
 def test_every_value_of_every_group_has_a_rule(configs: Compose):
     """A key that a config group gives a number, a boolean or a list is checked by a rule (or is listed here)."""
-    unchecked = {"callbacks.model_checkpoint.save_last", "callbacks.model_checkpoint.auto_insert_metric_name"}
+    unchecked = {
+        "callbacks.model_checkpoint.save_last", "callbacks.model_checkpoint.auto_insert_metric_name",
+        "callbacks.last_checkpoint.enable_version_counter", "callbacks.periodic_checkpoint.enable_version_counter",
+        "tags",  # free labels
+    }  # fmt: skip
     unchecked_groups = ("logger.", "paths.")  # where nothing is a number: TensorBoard's options, directories
     ruled = {rule.key for rule in RULES}
     for option in OPTIONS:

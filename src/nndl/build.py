@@ -39,7 +39,7 @@ class Run:
     logger: Logger
 
 
-def build_run(cfg: DictConfig) -> Run:
+def build_run(cfg: DictConfig, purge_step: int | None = None) -> Run:
     """Seed, then build the data (checked and read before anything else), the model and the trainer."""
     quiet_library_noise()
     set_threads(cfg.get("threads"))
@@ -56,7 +56,11 @@ def build_run(cfg: DictConfig) -> Run:
             f"model={choices.get('model')} cannot train on data={choices.get('data')}: the digit classifiers "
             "(model=mlp, model=cnn) train on data=mnist, model=curve on data=function"
         )
-    logger = instantiate(cfg.logger)
+    # A resumed run hides from TensorBoard what the interrupted one logged after its checkpoint: no step twice.
+    resumed = (
+        {"purge_step": purge_step} if purge_step and "TensorBoardLogger" in str(cfg.logger.get("_target_")) else {}
+    )
+    logger = instantiate(cfg.logger, **resumed)
     callbacks = [instantiate(callback) for callback in cfg.callbacks.values()] + [StopOnSignal()]
     progress_bar = cfg.trainer.enable_progress_bar
     precision, why = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)  # precision=auto: bf16 if native

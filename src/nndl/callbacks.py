@@ -8,12 +8,24 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 
 class EpochTimer(L.Callback):
-    """Log each epoch's wall-clock time: ``time/train_s`` (the training steps) and ``time/val_s`` (validation)."""
+    """Log each epoch's wall-clock time: ``time/train_s`` (the training steps) and ``time/val_s`` (validation);
+    and put the step-level scalars on the update count."""
 
     def __init__(self) -> None:
         self._start = self._val_start = 0.0
         self._train_s = self._val_s = 0.0
         self.total_train_s = 0.0  # all epochs' training time: what a run costs, without validation
+        self._fitted = False
+
+    def state_dict(self) -> dict[str, float]:
+        return {"total_train_s": self.total_train_s}  # a resumed run adds to its training time
+
+    def load_state_dict(self, state_dict: dict[str, float]) -> None:
+        if not self._fitted:  # testing the best checkpoint after training must not wind the clock back
+            self.total_train_s = state_dict["total_train_s"]
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._fitted = True
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = time.perf_counter()
@@ -26,6 +38,13 @@ class EpochTimer(L.Callback):
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._val_s = time.perf_counter() - self._val_start
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: object, batch: object, batch_idx: int
+    ) -> None:
+        # The x value of the step-level scalars (train/loss_step, grad_norm/...): the update count (one Lightning
+        # step holds data.mini_batches_per_step updates); the epoch-level ones log theirs (Network._log_epoch).
+        pl_module.log("step", float(trainer.global_step), on_step=True, on_epoch=False, batch_size=1)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         train_s = self._train_s or time.perf_counter() - self._start  # no validation this epoch: all of it trained
@@ -45,6 +64,7 @@ class HalveEtaOnPlateau(L.Callback):
         self.patience, self.stop_at, self.monitor, self.mode = patience, stop_at, monitor, mode
         self.schedule: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
         self.start_lr = 0.0
+        self._restored: dict | None = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         optimizer = trainer.optimizers[0]
@@ -53,6 +73,18 @@ class HalveEtaOnPlateau(L.Callback):
             optimizer, mode=self.mode, factor=0.5, patience=self.patience - 1, threshold=0.0
         )
         self.start_lr = optimizer.param_groups[0]["lr"]
+        if self._restored:  # a resumed run: the count of epochs without improvement and the first eta go on
+            self.schedule.load_state_dict(self._restored["schedule"])
+            self.start_lr = self._restored["start_lr"]
+            self._restored = None
+
+    def state_dict(self) -> dict:
+        if self.schedule is None:
+            return {}
+        return {"schedule": self.schedule.state_dict(), "start_lr": self.start_lr}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._restored = state_dict or None
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or self.schedule is None or self.monitor not in trainer.callback_metrics:
@@ -89,7 +121,7 @@ class ParameterHistograms(L.Callback):
         tensorboard = next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
         if tensorboard is None:
             return
-        writer, step = tensorboard.experiment, trainer.global_step
+        writer, step = tensorboard.experiment, trainer.current_epoch  # on the epoch axis, as the epoch-level scalars
         for name, parameter in pl_module.named_parameters():
             writer.add_histogram(f"weights/{name}", parameter.detach().float(), global_step=step)
             if parameter.grad is not None:

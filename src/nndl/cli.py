@@ -15,9 +15,10 @@ from typing import Any, TypeVar
 from omegaconf import DictConfig
 
 from nndl.errors import NNDLError
+from nndl.resume import resume_args
 
 T = TypeVar("T")
-PATH_KEYS = ("ckpt_path", "config_path", "inputs", "output")  # arguments that name a file or a folder
+PATH_KEYS = ("ckpt_path", "config_path", "inputs", "output", "resume")  # arguments that name a file or a folder
 
 
 def prepare(script: str, argv: list[str] | None = None) -> None:
@@ -35,7 +36,10 @@ def prepare(script: str, argv: list[str] | None = None) -> None:
     # Optuna 2's SQLite storage (conf/hparams_search) runs on SQLAlchemy 1.4, pinned: no notice about 2.0 needed.
     os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
     args = sys.argv if argv is None else argv
-    args[1:] = quote_paths(args[1:])
+    try:
+        args[1:] = quote_paths(resume_args(args[1:]))  # resume=<run_dir>: the run's own command line again
+    except NNDLError as err:
+        fail(err)
 
 
 def quote_paths(args: Sequence[str], keys: Sequence[str] = PATH_KEYS) -> list[str]:

@@ -62,26 +62,34 @@ class DivergenceGuard(L.Callback):
     ) -> None:
         if not isinstance(outputs, dict) or "losses" not in outputs:
             return
+        reason = self._judge(pl_module, outputs)
+        # data-parallel: every process stops together, or none (no process is left waiting for the others)
+        anyone = trainer.world_size > 1 and trainer.strategy.reduce_boolean_decision(reason is not None, all=False)
+        if anyone and reason is None:
+            reason = "another process's training diverged"
+        if reason is not None:
+            raise Diverged(reason, trainer.global_step)
+
+    def _judge(self, pl_module: L.LightningModule, outputs: dict) -> str | None:
+        """Why this Lightning step's losses and outputs show a diverged run, or ``None``."""
         losses = outputs["losses"].float().cpu()  # one copy from the device per Lightning step
-        step = trainer.global_step
         if not torch.isfinite(losses).all():
-            raise Diverged(f"the training loss is {losses[~torch.isfinite(losses)][0].item()}", step)
+            return f"the training loss is {losses[~torch.isfinite(losses)][0].item()}"
         if self.initial_loss is None:
             self.initial_loss = losses[0].item()
         loss = losses[-self.tail_batches :].mean().item()
         if loss > self.max_loss_ratio * self.initial_loss:
-            raise Diverged(
+            return (
                 f"the training loss rose to {loss:.4g}, over {self.max_loss_ratio:g} times the untrained "
-                f"network's ({self.initial_loss:.4g}): the learning rate is too large",
-                step,
+                f"network's ({self.initial_loss:.4g}): the learning rate is too large"
             )
         z = outputs.get("z")
         if z is None or len(z) < 2:
-            return
+            return None
         spread = pl_module.cost.output(z[-self.tail :]).float().std(dim=0).max().item()
         if spread <= self.min_output_std:
-            raise Diverged(
+            return (
                 f"the network has collapsed: its outputs are the same for every input (they vary by {spread:.1e} "
-                "over the last examples); it can no longer learn: the learning rate is too large",
-                step,
+                "over the last examples); it can no longer learn: the learning rate is too large"
             )
+        return None

@@ -65,7 +65,8 @@ def interruptible() -> Iterator[None]:
 
 
 class StopOnSignal(L.Callback):
-    """Raise the noted signal as ``Interrupted`` between Lightning steps (training, validation and test)."""
+    """Raise the noted signal as ``Interrupted`` between Lightning steps (training, validation and test), or at
+    the start of the next epoch, once the last one's checkpoints are saved."""
 
     def _enter(self, *args: Any) -> None:
         _State.deferred = True
@@ -79,10 +80,10 @@ class StopOnSignal(L.Callback):
             signum, _State.received, _State.deferred = _State.received, None, False
             raise Interrupted(signum)
 
+    # Not at an epoch's end: the checkpoints of the epoch are saved then, after every other callback.
     on_fit_start = on_test_start = _enter
     on_fit_end = on_test_end = _leave
-    on_train_batch_end = on_validation_batch_end = on_test_batch_end = on_train_epoch_end = _raise
-    on_validation_end = _raise
+    on_train_batch_end = on_validation_batch_end = on_test_batch_end = on_train_epoch_start = _raise
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         _State.deferred = False

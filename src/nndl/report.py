@@ -4,20 +4,44 @@ the lines on the console, for every way a run ends (``ok``, ``diverged``, ``inte
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from hydra.types import RunMode
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
 
 from nndl.build import Run
 from nndl.callbacks import EpochTimer
 from nndl.divergence import Diverged
+from nndl.hparams import run_record, sweep_record, swept_hparams, swept_keys, write_tensorboard
 from nndl.interrupt import Interrupted
 from nndl.models import Network
 
 log = logging.getLogger(__name__)
+CONFIG_TREE = "config_tree.txt"
+
+
+def show_config(cfg: DictConfig, run_dir: Path) -> None:
+    """Print the composed config once, as a tree (Rich), and keep the same text in ``run_dir/config_tree.txt``
+    (``.hydra/config.yaml`` holds it as YAML)."""
+    from rich.console import Console
+    from rich.tree import Tree
+
+    tree = Tree(f"config of {run_dir}", guide_style="dim")
+    for group, node in cfg.items():
+        if isinstance(node, DictConfig):
+            branch = tree.add(f"[bold]{group}[/bold]")
+            branch.add(OmegaConf.to_yaml(node, resolve=False).rstrip())
+        else:
+            tree.add(f"[bold]{group}[/bold]: {node}")
+    Console(stderr=False, highlight=False).print(tree)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with (run_dir / CONFIG_TREE).open("w") as f:
+        Console(file=f, width=120, color_system=None, highlight=False).print(tree)
 
 
 def report_interrupted(run_dir: Path, err: Interrupted) -> None:
@@ -51,6 +75,7 @@ def report_diverged(cfg: DictConfig, run: Run, err: Diverged, run_dir: Path) -> 
         "diverged_at_update": err.step,
         "epochs": run.trainer.current_epoch,
         "train_time_s": train_time(run.trainer),
+        "wall_time_s": wall_time(run_dir),
         cfg.monitor: worst,
     }
     write_metrics(run_dir, report)
@@ -58,16 +83,68 @@ def report_diverged(cfg: DictConfig, run: Run, err: Diverged, run_dir: Path) -> 
     return worst
 
 
-def log_final(run: Run, cfg: DictConfig, status: str, final: dict[str, float]) -> None:
-    """The run's hyperparameters, its status and final metrics, for TensorBoard's HPARAMS tab."""
-    run.logger.log_hyperparams(
-        {**run_hparams(cfg, run.model, run.datamodule), "status": status},
-        metrics={f"hp/{name.replace('/', '_')}": value for name, value in final.items()},
-        step=run.trainer.global_step,
-    )
-    # Lightning wrote hparams.yaml at the first logged step, still empty, and never overwrites it: write it anew.
-    (Path(run.logger.log_dir) / run.logger.NAME_HPARAMS_FILE).unlink(missing_ok=True)
-    run.logger.finalize("success")  # flush the events and write hparams.yaml
+CHANCE = 0.12  # best val/acc at or below this: chance for 10 balanced digits (0.1), give or take the noise
+
+
+def log_final(
+    run: Run, cfg: DictConfig, status: str, final: dict[str, float], step: int | None = None
+) -> dict[str, Any]:
+    """The run's hyperparameters, its status and final metrics, in every logger (TensorBoard's HPARAMS tab, CSV's
+    and TensorBoard's ``hparams.yaml``, MLflow's params); returns what ``hparams.yaml`` holds.
+
+    In a sweep, TensorBoard's record holds only what the sweep varies, with the experiment's configuration: the
+    swept keys first, then the final metrics, the monitored one first (``nndl.hparams``). ``step``: the epoch the
+    final metrics belong to (the best one), on the epoch axis of the other epoch-level scalars."""
+    hydra = HydraConfig.get()
+    run_dir = Path(hydra.runtime.output_dir)
+    full = {**run_hparams(cfg, run.model, run.datamodule), "status": status}
+    metrics = {f"hp/{name.replace('/', '_')}": value for name, value in _monitor_first(final, cfg.monitor).items()}
+    step = max(run.trainer.current_epoch - 1, 0) if step is None else step
+    swept = None
+    if hydra.mode == RunMode.MULTIRUN:
+        params = OmegaConf.select(hydra, "sweeper.params", default=None)
+        swept = swept_keys(hydra.sweep.dir, OmegaConf.to_container(params) if params is not None else None)
+    for logger in run.trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.hparams.update(full)
+            if swept is None:  # a single run: its own keys; TensorBoard lists every run's keys, differing first
+                record, experiment = full, None
+            else:
+                record = {**sweep_record(cfg, full, swept), "status": status}
+                primary, derived = swept_hparams(cfg, swept)
+                experiment = (primary, [*derived, "status"])
+            start = _start_time(run_dir)
+            write_tensorboard(
+                logger.experiment, record, metrics, status=status, run_name=run_dir.name, step=step,
+                start_time=start, experiment=experiment, tags=[str(tag) for tag in cfg.get("tags") or []],
+            )  # fmt: skip
+            # Lightning wrote hparams.yaml at the first logged step, still empty, and never overwrites it.
+            (Path(logger.log_dir) / logger.NAME_HPARAMS_FILE).unlink(missing_ok=True)
+        else:
+            logger.log_hyperparams(full)
+            logger.log_metrics(metrics, step=step)
+        logger.finalize("success")  # flush the events, write hparams.yaml (and metrics.csv)
+    return full
+
+
+def _monitor_first(final: dict[str, float], monitor: str) -> dict[str, float]:
+    """The final metrics with ``monitor`` first, then its test counterpart, then the rest in order."""
+    test = monitor.replace("val/", "test/", 1)
+    order = [name for name in (monitor, test) if name in final]
+    return {**{name: final[name] for name in order}, **{k: v for k, v in final.items() if k not in order}}
+
+
+def _start_time(run_dir: Path) -> float | None:
+    """When the job started: Hydra writes the run's config before the job runs."""
+    config = run_dir / ".hydra" / "config.yaml"
+    return config.stat().st_mtime if config.is_file() else None
+
+
+def wall_time(run_dir: Path) -> float | None:
+    """Seconds from the job's start (its config written) to now: start-up, data, fit, test; never below the
+    training time, which it contains."""
+    start = _start_time(run_dir)
+    return round(time.time() - start, 1) if start is not None else None
 
 
 def train_time(trainer: L.Trainer) -> float | None:
@@ -80,45 +157,57 @@ def write_metrics(run_dir: Path, report: dict[str, Any]) -> None:
 
 
 def run_hparams(cfg: DictConfig, model: Network, datamodule: L.LightningDataModule) -> dict[str, Any]:
-    """The hyperparameters of a run, under the same keys for every model so that MLP and CNN runs compare."""
-    choices = HydraConfig.get().runtime.choices
-    return {
-        "model": choices.get("model"),
-        "architecture": model.architecture,
-        "cost": choices.get("cost"),
-        "activation": choices.get("activation"),
-        "conv_activation": choices.get("activation@model.conv_activation") or "none",
-        "optimizer": choices.get("optimizer"),
-        "scheduler": choices.get("scheduler") or "none",
-        "lr": cfg.optimizer.lr,
-        "weight_decay": cfg.optimizer.get("weight_decay", 0.0),
-        "batch_size": cfg.data.batch_size,
-        "train_size": len(datamodule.train_data[1]),
-        "init": cfg.model.get("init", "pytorch"),
-        "max_epochs": cfg.trainer.max_epochs,
-        "seed": cfg.seed,
-        "experiment": choices.get("experiment") or "none",
-        "book_accuracy": cfg.get("book_accuracy") or 0.0,
-    }
+    """The hyperparameters of a run that mean something for it, under the same keys for every model, so that
+    MLP, CNN and curve runs compare (``nndl.hparams.run_record``)."""
+    train_data = getattr(datamodule, "train_data", None)
+    train_size = len(train_data[1]) if train_data is not None else None
+    return run_record(cfg, model, train_size, HydraConfig.get().runtime.choices)
+
+
+def no_learning(cfg: DictConfig, run: Run, best: dict[str, Any]) -> str | None:
+    """Why a run that trained did not learn, or ``None``: its best val/acc at chance (``CHANCE``), or its training
+    loss ending above where it started (the untrained network's first mini-batch, as the divergence guard
+    judges, else the first epoch's)."""
+    if "val/acc" in best and best["val/acc"] <= CHANCE:
+        return f"best val/acc {best['val/acc']:.4f} is at chance (≤ {CHANCE} for 10 digits)"
+    losses = getattr(run.model, "train_losses", [])
+    guards = [c for c in run.trainer.callbacks if isinstance(getattr(c, "initial_loss", None), float)]
+    start = guards[0].initial_loss if guards else (losses[0] if losses else None)
+    if losses and start is not None and losses[-1] > start:
+        return f"the training loss ended at {losses[-1]:.4g}, above its start ({start:.4g})"
+    return None
 
 
 def report_ok(cfg: DictConfig, run: Run, best: dict[str, Any], final: dict[str, float], best_path: str) -> None:
-    """``metrics.json`` and HPARAMS of a run that trained and tested, and its final metrics on the console."""
-    log_final(run, cfg, "ok", final)
+    """``metrics.json`` and HPARAMS of a run that trained and tested, and its final metrics on the console.
+
+    Epochs count from 0 everywhere (``best_epoch``, the summary, TensorBoard's epoch axis), as Lightning and the
+    checkpoints' names (``epoch002.ckpt``) count them; ``epochs`` is how many ran. A run that trained without
+    learning (``no_learning``) is marked ``no_learning``, with the reason."""
+    final = {name: value for name, value in final.items() if name not in ("epoch", "step")}  # the axis, not metrics
+    reason = no_learning(cfg, run, best)
+    status = "no_learning" if reason else "ok"
+    hparams = log_final(run, cfg, status, final, step=best["epoch"])
     trainer = run.trainer
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
     report = {
-        "status": "ok",
+        "status": status,
+        **({"reason": reason} if reason else {}),
         "best_epoch": best["epoch"],
         "epochs": trainer.current_epoch,
         "train_time_s": train_time(trainer),
+        "wall_time_s": wall_time(run_dir),
+        "params": hparams.get("params"),
+        **({"tags": list(cfg.tags)} if cfg.get("tags") else {}),
         "checkpoint": best_path,
         **final,
     }
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
     write_metrics(run_dir, report)
+    epochs = trainer.current_epoch
     print(
-        f"\nFinal metrics (best epoch {best['epoch'] + 1} of {trainer.current_epoch}, tested from "
-        f"{best_path or 'the last weights'}):\n"
+        f"\nFinal metrics (best epoch {best['epoch']} of epochs 0–{epochs - 1}, counted from 0 as the checkpoints; "
+        f"tested from {best_path or 'the last weights'}):\n"
         + "\n".join(f"  {name:<10} {value:.4f}" for name, value in final.items())
+        + (f"\nNo learning: {reason}." if reason else "")
         + f"\nRun directory: {run_dir}"
     )

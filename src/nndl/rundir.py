@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 # What a run leaves in its directory (conf/hydra, conf/callbacks, conf/logger, nndl.train, nndl.summary).
 RUN_FILES = (".hydra", "metrics.json", "checkpoints", "multirun.yaml", "summary.md")
@@ -50,13 +50,19 @@ class FreshRunDirectory(Callback):
         if os.environ.get("LOCAL_RANK", "0") != "0":  # a data-parallel process of the run that made the directory
             return
         run_dir = Path(config.hydra.run.dir)
-        found = holds_run(run_dir)
+        found = None if config.get("resume") else holds_run(run_dir)  # resume=<run_dir>: its own directory
         if found:
             _stop(f"hydra.run.dir={run_dir} already holds a run ({found}): a new run needs a directory of its own")
         check_writable(run_dir, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
+        if config.get("resume") is True:
+            same_sweep(sweep_dir, list(config.hydra.overrides.task))
+            return
+        if config.get("resume") == "auto":  # each job goes on from what its directory holds, if anything
+            check_writable(sweep_dir, "hydra.sweep.dir")
+            return
         found = holds_run(sweep_dir) or next(
             (f"{d.name}/{holds_run(d)}" for d in sorted(sweep_dir.glob("*")) if d.is_dir() and holds_run(d)), None
         )
@@ -65,6 +71,23 @@ class FreshRunDirectory(Callback):
                 f"hydra.sweep.dir={sweep_dir} already holds a sweep ({found}): a new sweep needs a directory of its own"
             )
         check_writable(sweep_dir, "hydra.sweep.dir")
+
+
+def same_sweep(sweep_dir: Path, overrides: list[str]) -> None:
+    """Stop unless ``sweep_dir`` holds a sweep of the same ``overrides`` (``resume=`` aside) to resume."""
+    saved = sweep_dir / "multirun.yaml"
+    if not saved.is_file():
+        _stop(f"hydra.sweep.dir={sweep_dir} holds no sweep to resume (no multirun.yaml)")
+    before = OmegaConf.select(OmegaConf.load(saved), "hydra.overrides.task", default=[]) or []
+
+    def plain(items: list[str]) -> list[str]:
+        return sorted(o for o in items if not o.startswith("resume="))
+
+    if plain(list(before)) != plain(overrides):
+        _stop(
+            f"hydra.sweep.dir={sweep_dir} holds the sweep of {' '.join(plain(list(before)))}; resume it with the same "
+            f"overrides, not {' '.join(plain(overrides))}"
+        )
 
 
 def _stop(message: str) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
@@ -18,7 +19,8 @@ from nndl.build import build_run
 from nndl.divergence import Diverged
 from nndl.errors import NNDLError
 from nndl.interrupt import Interrupted, interruptible
-from nndl.report import report_diverged, report_interrupted, report_ok, write_metrics
+from nndl.report import report_diverged, report_interrupted, report_ok, show_config, write_metrics
+from nndl.resume import FINISHED, checkpoint_step, job_state, resume_from
 from nndl.summary import SweepSummary
 from nndl.validate import check_config
 
@@ -38,19 +40,26 @@ def main(cfg: DictConfig) -> float:
     hydra = HydraConfig.get()
     run_dir = Path(hydra.runtime.output_dir)
     multirun = hydra.mode == RunMode.MULTIRUN
+    if multirun and cfg.get("resume") in (True, "auto"):  # a sweep resumed: a job that ended keeps its result
+        status, report = job_state(run_dir)
+        if status in FINISHED:
+            print(f"Job {hydra.job.num} ended {status} already: kept as it is ({run_dir})")
+            return float(report.get(cfg.monitor, cfg.monitor_worst) if status == "ok" else cfg.monitor_worst)
     try:
         with interruptible():
             return train(cfg)
     except Interrupted as err:
-        report_interrupted(run_dir, err)
-        if multirun:
+        if rank_zero_only.rank == 0:
+            report_interrupted(run_dir, err)
+        if multirun and rank_zero_only.rank == 0:
             SweepSummary.report(Path(hydra.sweep.dir))
         sys.exit(err.exit_status)
     except Exception as err:
         error = str(err) if isinstance(err, NNDLError) else f"{type(err).__name__}: {err}"
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "traceback.txt").write_text(traceback.format_exc())
-        write_metrics(run_dir, {"status": "failed", "error": error})
+        if rank_zero_only.rank == 0:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "traceback.txt").write_text(traceback.format_exc())
+            write_metrics(run_dir, {"status": "failed", "error": error})
         if not multirun:
             if isinstance(err, NNDLError):
                 print(f"error: {err}", file=sys.stderr)
@@ -68,15 +77,19 @@ def train(cfg: DictConfig) -> float:
     TensorBoard's HPARAMS tab as ``hp/val_acc``, ``hp/test_acc``, ... next to the run's hyperparameters.
     """
     check_config(cfg)  # every value in range, before any data is read
-    run = build_run(cfg)
-    datamodule, model, trainer = run.datamodule, run.model, run.trainer
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if rank_zero_only.rank == 0:
+        show_config(cfg, run_dir)
+    ckpt = resume_from(cfg, run_dir)  # resume=...: the last.ckpt to go on from; None: a fresh start
+    run = build_run(cfg, purge_step=checkpoint_step(ckpt) if ckpt else None)
+    datamodule, model, trainer = run.datamodule, run.model, run.trainer
     try:
-        trainer.fit(model, datamodule=datamodule)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
         best_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        test = trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)[0]
+        test = trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False, weights_only=True)
+        test = {name: value for name, value in test[0].items() if name.startswith("test/")}  # not the x values
     except Diverged as err:
-        return report_diverged(cfg, run, err, run_dir)
+        return report_diverged(cfg, run, err, run_dir) if trainer.is_global_zero else float(cfg.monitor_worst)
     except (Interrupted, SIGTERMException) as err:  # Lightning's own, should it stop the loop before StopOnSignal
         interrupted = err if isinstance(err, Interrupted) else Interrupted(signal.SIGTERM)
         interrupted.trainer = trainer  # for main's report: the epochs completed
@@ -86,5 +99,6 @@ def train(cfg: DictConfig) -> float:
     best = pick(model.val_history, key=lambda epoch: epoch[cfg.monitor], default={"epoch": trainer.current_epoch - 1})
     final = {**{k: v for k, v in best.items() if k.startswith("val/")}, **test}
 
-    report_ok(cfg, run, best, final, best_path)
+    if trainer.is_global_zero:  # data-parallel: one process writes the record
+        report_ok(cfg, run, best, final, best_path)
     return best.get(cfg.monitor, float("nan"))

@@ -411,8 +411,13 @@ RULES: tuple[Rule, ...] = (
     Rule("trainer.enable_checkpointing", Bool(null=True)),
     Rule("trainer.enable_model_summary", Bool(null=True)),
     # conf/callbacks
+    Rule("trainer.use_distributed_sampler", Bool()),
+    Rule("trainer.sync_batchnorm", Bool()),
     Rule("callbacks.model_checkpoint.mode", MODE),
     Rule("callbacks.model_checkpoint.save_top_k", Num(integer=True, ge=-1)),
+    Rule("callbacks.periodic_checkpoint.every_n_train_steps", Num(integer=True, ge=0, text="an integer ≥ 0 (0: off)")),
+    Rule("callbacks.periodic_checkpoint.save_top_k", Num(integer=True, ge=1, le=1, text="1 (it keeps last.ckpt)")),
+    Rule("callbacks.last_checkpoint.save_top_k", Num(integer=True, ge=1, le=1, text="1 (it keeps last.ckpt)")),
     Rule("callbacks.divergence_guard.max_loss_ratio", Num(gt=1)),
     Rule("callbacks.divergence_guard.min_output_std", NON_NEGATIVE),
     Rule("callbacks.divergence_guard.tail", POSITIVE_INT),
@@ -491,6 +496,16 @@ def _check_nesterov(cfg: DictConfig) -> None:
         )
 
 
+def _check_data_parallel(cfg: DictConfig) -> None:
+    strategy = str(_get(cfg, "trainer.strategy", "auto"))
+    if strategy.startswith("ddp") and _get(cfg, "trainer.use_distributed_sampler", True) is not False:
+        raise ConfigError(
+            f"trainer.strategy={strategy} is not allowed with Lightning's own sampler, which would give each process "
+            "separate mini-batches: use trainer=ddp (trainer.devices=N), whose processes share every mini-batch as "
+            "the book's SGD needs"
+        )
+
+
 # The keys that depend on each other, judged after every key alone has passed RULES.
 CHECKS: tuple[Callable[[DictConfig], None], ...] = (
     _check_train_size,
@@ -498,6 +513,7 @@ CHECKS: tuple[Callable[[DictConfig], None], ...] = (
     _check_manual_backprop,
     _check_one_weight_decay,
     _check_nesterov,
+    _check_data_parallel,
 )
 
 

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from nndl.data.batches import batch_loader
+from nndl.data.batches import ResumableOrder, batch_loader
 from nndl.errors import ConfigError
 
 
@@ -20,7 +20,7 @@ def book_function(x: Tensor) -> Tensor:
 FUNCTIONS = {"book": book_function}
 
 
-class FunctionDataModule(L.LightningDataModule):
+class FunctionDataModule(ResumableOrder, L.LightningDataModule):
     """Training, validation and test examples (x, f(x)), x ~ U[0, 1], drawn once from ``seed``.
 
     Args:
@@ -60,8 +60,8 @@ class FunctionDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed)
-        return batch_loader(
-            *self.train_data, self.batch_size, True, self.mini_batches_per_step, generator, transform=None
+        return self.resumable(
+            batch_loader(*self.train_data, self.batch_size, True, self.mini_batches_per_step, generator, transform=None)
         )
 
     def val_dataloader(self) -> DataLoader:

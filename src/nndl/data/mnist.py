@@ -15,13 +15,13 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from nndl.data import files
-from nndl.data.batches import batch_loader
+from nndl.data.batches import ResumableOrder, batch_loader
 from nndl.errors import ConfigError, DataError
 
 MNIST_TRAIN_IMAGES = 60_000
 
 
-class MNISTDataModule(L.LightningDataModule):
+class MNISTDataModule(ResumableOrder, L.LightningDataModule):
     """MNIST read once into uint8 tensors, served as mini-batches scaled to [0, 1].
 
     Args:
@@ -115,13 +115,14 @@ class MNISTDataModule(L.LightningDataModule):
         train = self._require(self.train_data, "fit")
         images, _ = train
         generator = None if self.seed is None else torch.Generator(images.device).manual_seed(self.seed)
-        return batch_loader(*train, self.batch_size, True, self.mini_batches_per_step, generator)
+        loader = batch_loader(*train, self.batch_size, True, self.mini_batches_per_step, generator, shard=self.shard)
+        return self.resumable(loader)
 
     def val_dataloader(self) -> DataLoader:
-        return batch_loader(*self._require(self.val_data, "fit"), self.eval_batch_size, shuffle=False)
+        return batch_loader(*self._require(self.val_data, "fit"), self.eval_batch_size, False, shard=self.shard)
 
     def test_dataloader(self) -> DataLoader:
-        return batch_loader(*self._require(self.test_data, "test"), self.eval_batch_size, shuffle=False)
+        return batch_loader(*self._require(self.test_data, "test"), self.eval_batch_size, False, shard=self.shard)
 
     def _read(self, train: bool) -> tuple[Tensor, Tensor]:
         """One split as uint8 images (N, 28, 28) and int64 labels (N,), parsed by torchvision."""

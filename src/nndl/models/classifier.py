@@ -65,7 +65,7 @@ class Classifier(Network):
         self.test_mistakes.reset()
         if not self.trainer.is_global_zero:  # the other processes only took part in gathering the states
             return
-        writer, step = self._tensorboard().experiment, self.global_step
+        writer, step = self._tensorboard().experiment, getattr(self, "test_epoch", 0)  # the tested weights' epoch
         writer.add_figure("test/confusion_matrix", figures.confusion_matrix(counts), global_step=step)
         mistakes = figures.mistakes(images, labels, predictions, outputs, probabilities=_is_softmax(self.cost))
         writer.add_figure("test/most_confident_mistakes", mistakes, global_step=step)
@@ -121,6 +121,9 @@ class MostConfidentMistakes(Metric):
     def compute(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """(images, labels, predictions, activations) of the mistakes, the most confident first; fewer than
         ``k`` when the model made fewer mistakes."""
-        order = self.scores.argsort(descending=True)[: self.k]  # after a gather: the best of all processes
-        found = order[self.scores[order] > -torch.inf]
-        return self.images[found], self.labels[found], self.predictions[found], self.scores[found]
+        # After a gather across processes the states are stacked, one row per process: rank them all together.
+        scores, labels, predictions = (t.reshape(-1) for t in (self.scores, self.labels, self.predictions))
+        images = self.images.reshape(len(scores), *self.images.shape[-(self.images.ndim - self.scores.ndim) :])
+        order = scores.argsort(descending=True)[: self.k]
+        found = order[scores[order] > -torch.inf]
+        return images[found], labels[found], predictions[found], scores[found]

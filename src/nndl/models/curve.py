@@ -63,7 +63,7 @@ class CurveFit(Network):
             or not ((self.current_epoch + 1) % self.plot_every == 0 or last)
         ):
             return
-        self.logger.experiment.add_figure("universality/fit", self.figure(), global_step=self.global_step)
+        self.logger.experiment.add_figure("universality/fit", self.figure(), global_step=self.current_epoch)
 
     @torch.no_grad()
     def figure(self):  # -> matplotlib.figure.Figure

@@ -122,9 +122,29 @@ class Network(L.LightningModule):
 
         Returns (z^L, C) of the mini-batch, before the step."""
         optimizer.zero_grad()
-        z, loss = self.gradients(x, y)
+        if len(y):
+            z, loss = self.gradients(x, y)
+        else:  # data-parallel: this process's share of a last, small mini-batch is empty
+            z, loss = self(x), torch.zeros((), device=self.device)
+        if self.trainer.world_size > 1:
+            self.average_gradients(len(y))
         optimizer.step()
         return z, loss
+
+    def average_gradients(self, n: int) -> None:
+        """Data-parallel training: replace each process's ∇C over its ``n`` examples of the mini-batch by ∇C over
+        the whole (global) mini-batch, Σ_r n_r ∇C_r / Σ_r n_r, in one all-reduce of every gradient and ``n``;
+        every process then makes the same update, the book's, from the same parameters."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        flat = torch.cat([*(g.reshape(-1) for g in grads), torch.ones(1, device=self.device, dtype=grads[0].dtype)])
+        flat.mul_(n)
+        torch.distributed.all_reduce(flat)
+        flat = flat[:-1] / flat[-1]
+        for p, g in zip(params, flat.split([g.numel() for g in grads]), strict=True):
+            if p.grad is None:
+                p.grad = torch.empty_like(p)
+            p.grad.copy_(g.view_as(p))  # in the gradient's own memory layout (channels-last for the CNN)
 
     def log_gradients(self) -> None:
         """Log what the latest mini-batch's gradients show (called once per Lightning step); nothing by default."""
@@ -165,8 +185,9 @@ class Network(L.LightningModule):
         self._evaluate("test", batch)
 
     def _evaluate(self, stage: str, batch: MiniBatches) -> None:
-        zs = [self(x) for x, _ in batch.split()]
-        losses = [self.cost(z, y) for z, (_, y) in zip(zs, batch.split(), strict=True)]
+        pairs = [(x, y) for x, y in batch.split() if len(y)]  # data-parallel: a share may be empty
+        zs = [self(x) for x, _ in pairs]
+        losses = [self.cost(z, y) for z, (_, y) in zip(zs, pairs, strict=True)]
         self._accumulate(stage, batch, zs, losses)
 
     def _accumulate(self, stage: str, batch: MiniBatches, zs: list[Tensor], losses: list[Tensor]) -> Tensor:
@@ -175,6 +196,8 @@ class Network(L.LightningModule):
         One metric update per step rather than per mini-batch: an update costs about as much as a
         mini-batch of 10 takes to train.
         """
+        if not zs:  # data-parallel evaluation: nothing of this step fell to this process
+            return torch.zeros((), device=self.device)
         sizes = torch.tensor([len(z) for z in zs], device=self.device, dtype=torch.float32)
         loss = torch.stack(losses).float()
         self.metrics[f"{stage}_loss"].update(loss, weight=sizes)
@@ -182,9 +205,29 @@ class Network(L.LightningModule):
             self.metrics[f"{stage}_{name}"].update(torch.cat(zs), batch.y)
         return (loss * sizes).sum() / sizes.sum()
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """What a resumed run needs besides the weights and the optimizer: the validation history (the best epoch)
+        and the random generators that dropout draws from."""
+        checkpoint["nndl"] = {
+            "val_history": self.val_history,
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("nndl", {})
+        self.val_history = list(state.get("val_history", []))
+        if "rng" in state:
+            torch.set_rng_state(state["rng"])
+        if state.get("cuda_rng") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+
     def on_train_epoch_end(self) -> None:
-        self._log_epoch("train")
+        values = self._log_epoch("train")
         self.log("train/lr", self.optimizers().optimizer.param_groups[0]["lr"])  # at the epoch's end
+        if not hasattr(self, "train_losses"):
+            self.train_losses: list[float] = []
+        self.train_losses.append(values["train/loss"])  # each epoch's: whether the run learned (nndl.report)
 
     def on_validation_epoch_end(self) -> None:
         values = self._log_epoch("val")
@@ -192,13 +235,30 @@ class Network(L.LightningModule):
             self.val_history.append({"epoch": self.current_epoch, **values})
 
     def on_test_epoch_end(self) -> None:
-        self._log_epoch("test")
+        self.test_epoch = self._tested_epoch()
+        self._log_epoch("test", epoch=self.test_epoch)
 
-    def _log_epoch(self, stage: str) -> dict[str, float]:
+    def _tested_epoch(self) -> int:
+        """The epoch whose weights the test pass scores: the best by the checkpoint's monitor (the first best, as
+        the checkpoint keeps it), else the last one trained."""
+        checkpoint = getattr(self.trainer, "checkpoint_callback", None)
+        monitor = getattr(checkpoint, "monitor", None)
+        scored = [epoch for epoch in self.val_history if monitor in epoch]
+        if checkpoint is not None and checkpoint.best_model_path and scored:
+            pick = max if checkpoint.mode == "max" else min
+            return int(pick(scored, key=lambda epoch: epoch[monitor])["epoch"])
+        return max(self.current_epoch - 1, 0)
+
+    def _log_epoch(self, stage: str, epoch: int | None = None) -> dict[str, float]:
+        """Log the epoch's metrics of ``stage`` against the epoch (counted from 0, as Lightning and the checkpoints'
+        names count it): the ``step`` logged with them is the x value Lightning hands the loggers, so that every
+        epoch-level scalar shares one axis; step-level scalars stay on the update count (``nndl.callbacks``)."""
         values = {}
         for name in self.metric_names:
             metric = self.metrics[f"{stage}_{name}"]
             values[f"{stage}/{name}"] = metric.compute().item()
             metric.reset()
         self.log_dict(values, prog_bar=stage != "test")
+        epoch = self.current_epoch if epoch is None else epoch
+        self.log_dict({"epoch": float(epoch), "step": float(epoch)})
         return values

@@ -1,0 +1,128 @@
+"""Resuming a run, or a sweep, where it stopped, to the same weights it would have reached uninterrupted.
+
+``python scripts/train.py resume=<run_dir>`` continues a run in its own directory from its ``last.ckpt``. The
+experiment is the run's own: its command line (``<run_dir>/.hydra/overrides.yaml``) is composed again with the
+lab's ``conf/`` — never built from the run's saved config, which may come from elsewhere — and on the command line
+only ``RESUME_KEYS`` may be given besides (``trainer.max_epochs=`` to train longer). Lightning restores the weights,
+the optimizer and the schedule, the loops and the callbacks' states; the data module its training order
+(``nndl.data.batches.ResumableOrder``), the model its validation history and the random generators of dropout.
+
+``-m <the sweep's overrides> hydra.sweep.dir=<dir> resume=true`` continues a sweep: each job whose directory says
+``ok`` or ``diverged`` is kept as it is, an interrupted one resumes from its ``last.ckpt``, a failed one runs again
+(its earlier files moved to ``previous_attempt/``). ``resume=auto`` does the same for each job without asking for
+an earlier sweep: what a cluster's requeued (preempted) job needs, since it starts again as it was submitted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nndl.errors import ConfigError
+
+RESUME_KEYS = ("trainer.max_epochs", "data.data_dir", "threads", "trainer.enable_progress_bar")  # may be given
+OVERRIDES = Path(".hydra") / "overrides.yaml"
+LAST = Path("checkpoints") / "last.ckpt"
+FINISHED = ("ok", "diverged")
+# An override of the run's own command line: a key of conf/ (or + / ~ of one) and a plain value.
+SAFE_OVERRIDE = re.compile(r"^[+~]{0,2}[A-Za-z0-9_@/.\-]+=")
+
+
+def resume_args(args: list[str]) -> list[str]:
+    """The command line of ``scripts/train.py resume=<run_dir> [RESUME_KEYS=...]`` rewritten as the run's own,
+    in its own directory; ``args`` as they are when they hold no ``resume=<dir>`` or are a sweep (``-m``)."""
+    given = [arg for arg in args if arg.startswith("resume=")]
+    if not given or "-m" in args or "--multirun" in args:
+        return args
+    value = given[-1].split("=", 1)[1].strip("'\"")
+    if value.lower() in ("null", "none", "false", ""):
+        return [arg for arg in args if not arg.startswith("resume=")]
+    if value.lower() in ("true", "auto"):  # the run's own directory, given with hydra.run.dir
+        return args
+    run_dir = Path(value).resolve()
+    saved = run_overrides(run_dir)
+    extra = [arg for arg in args if not arg.startswith(("resume=", "-"))]
+    flags = [arg for arg in args if arg.startswith("-")]
+    for arg in extra:
+        key = arg.split("=", 1)[0].lstrip("+~")
+        if key not in RESUME_KEYS and arg not in saved:  # the run's own value again changes nothing
+            raise ConfigError(
+                f"resume={run_dir}: {arg} would change the experiment; a resumed run is its own command line again, "
+                f"with only {', '.join(RESUME_KEYS)} given besides"
+            )
+    replaced = {arg.split("=", 1)[0].lstrip("+~") for arg in extra}
+    kept = [arg for arg in saved if arg.split("=", 1)[0].lstrip("+~") not in replaced]
+    return [*flags, *kept, *extra, f"resume={_quoted(run_dir)}", f"hydra.run.dir={_quoted(run_dir)}"]
+
+
+def run_overrides(run_dir: Path) -> list[str]:
+    """The command line of the run in ``run_dir`` (its ``resume=`` left out), checked: a run directory may come
+    from elsewhere, so each override must set a plain value (no ``_target_`` nor any other Hydra key, no
+    interpolation) — it can only choose among what the lab's own ``conf/`` offers."""
+    file = run_dir / OVERRIDES
+    if not (run_dir / LAST).is_file():
+        raise ConfigError(f"resume={run_dir}: no {LAST} there to resume from (a run saves it after its first epoch)")
+    try:
+        overrides = yaml.safe_load(file.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"resume={run_dir}: not a run directory of the lab ({file}: {err})") from None
+    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+        raise ConfigError(f"resume={run_dir}: {file} is not a list of overrides")
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if not SAFE_OVERRIDE.match(override) or re.search(r"(^|[./])_\w*_($|\.)", key) or "${" in value:
+            raise ConfigError(f"resume={run_dir}: {file} holds {override!r}, which is not allowed in a resumed run")
+    return [o for o in overrides if not o.lstrip("+~").startswith(("resume=", "hydra.", "hydra/"))]
+
+
+def _quoted(path: Path) -> str:
+    return "'" + str(path).replace("'", "\\'") + "'"
+
+
+def job_state(job_dir: Path) -> tuple[str, dict[str, Any]]:
+    """How a sweep job's directory says it ended: its ``metrics.json`` status (``unfinished`` without one,
+    ``new`` when there is no such directory) and that report."""
+    metrics = job_dir / "metrics.json"
+    if metrics.is_file():
+        report = json.loads(metrics.read_text())
+        return report.get("status", "ok"), report
+    return ("unfinished", {}) if (job_dir / ".hydra").is_dir() else ("new", {})
+
+
+def set_aside(job_dir: Path) -> None:
+    """Move what a failed attempt wrote (its checkpoints, events, metrics) into ``previous_attempt/``."""
+    aside = job_dir / "previous_attempt"
+    aside.mkdir(exist_ok=True)
+    for path in job_dir.iterdir():
+        if path.name not in (".hydra", "previous_attempt") and not path.name.endswith(".log"):
+            shutil.move(str(path), aside / path.name)
+
+
+def resume_from(cfg: Any, run_dir: Path) -> Path | None:
+    """The checkpoint this job goes on from: ``last.ckpt`` of a resumed run (``resume=<run_dir>``), or of an
+    unfinished job of a resumed sweep (``resume=true``); ``None`` for a fresh start (a failed attempt set aside)."""
+    resume = cfg.get("resume")
+    if resume is None or resume is False:
+        return None
+    resume = True if resume == "auto" else resume
+    if resume is not True and Path(str(resume)).resolve() != run_dir.resolve():
+        raise ConfigError(f"resume={resume}: a run resumes in its own directory, not in {run_dir}")
+    status, _ = job_state(run_dir)
+    if status == "failed" or not (run_dir / LAST).is_file():
+        if resume is not True:
+            raise ConfigError(f"resume={resume}: no {LAST} there to resume from")
+        set_aside(run_dir)
+        return None
+    return run_dir / LAST
+
+
+def checkpoint_step(ckpt: Path) -> int:
+    """The update count a checkpoint was saved at (read safely), from which TensorBoard hides older events."""
+    import torch
+
+    return int(torch.load(ckpt, map_location="cpu", weights_only=True).get("global_step", 0))

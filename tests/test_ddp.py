@@ -1,0 +1,70 @@
+"""Data-parallel training on 2 CPU processes (gloo) is the book's SGD: every update uses the gradient of the whole
+mini-batch, the ranks keep identical parameters, and the metrics cover the whole test set."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from cli import run_script
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+PYTHONPATH = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])  # the tests' own callbacks
+MLP = ["trainer.max_epochs=2", "data.mini_batches_per_step=5", "optimizer.lr=1.0", "data.val_size=100", "threads=1"]
+
+
+def train(data_dir: Path, run: Path, *overrides: str) -> dict:
+    env = {**os.environ, "NNDL_DATA_DIR": str(data_dir), "PYTHONPATH": PYTHONPATH}
+    keep = ["+callbacks.rank_params._target_=rank_params.SaveRankParams", f"+callbacks.rank_params.directory={run}"]
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), *overrides, *keep, f"hydra.run.dir={run}"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads((run / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def runs(shared_mnist, tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("ddp")
+    train(shared_mnist, root / "single", *MLP)
+    train(shared_mnist, root / "ddp", *MLP, "trainer=ddp", "trainer.devices=2")
+    return root / "single", root / "ddp"
+
+
+def test_the_ranks_hold_identical_parameters_equal_to_one_process(runs):
+    single, ddp = runs
+    rank0, rank1 = (torch.load(ddp / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    alone = torch.load(single / "rank0.pt", weights_only=True)
+    for name in alone:
+        assert torch.equal(rank0[name], rank1[name]), name  # bit for bit
+        assert (rank0[name] - alone[name]).abs().max() < 1e-5, name  # the same SGD, summed in another order
+
+
+def test_the_metrics_cover_the_whole_test_set_and_are_written_once(runs, shared_mnist, tmp_path):
+    single, ddp = runs
+    trained, alone = (json.loads((run / "metrics.json").read_text()) for run in (ddp, single))
+    assert trained["status"] == "ok" and trained["test/acc"] == pytest.approx(alone["test/acc"], abs=0.011)
+    result = run_script("eval", f"ckpt_path={trained['checkpoint']}", f"hydra.run.dir={tmp_path / 'eval'}",
+                        data_dir=shared_mnist)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["test/acc"] == trained["test/acc"]
+    assert len(list((ddp / "checkpoints").glob("*.ckpt"))) == 2  # the best and last.ckpt, by rank 0 only
+
+
+def test_the_cnn_trains_on_two_processes(shared_mnist, tmp_path):
+    cnn = ["model=cnn", "model.channels=[4,8]", "model.fc_sizes=[16]", "trainer.max_epochs=1", "data.val_size=100"]
+    metrics = train(shared_mnist, tmp_path, *cnn, "trainer=ddp", "trainer.devices=2", "threads=1")
+    assert metrics["status"] in ("ok", "no_learning")
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert all(torch.equal(rank0[name], rank1[name]) for name in rank0)
+
+
+def test_lightnings_own_sampler_is_refused_with_the_way_to_do_it(shared_mnist, tmp_path):
+    result = run_script("train", "+trainer.strategy=ddp", f"hydra.run.dir={tmp_path}", data_dir=shared_mnist)
+    assert result.returncode == 1 and "use trainer=ddp" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,94 @@
+"""Exact resume: a run killed by SIGTERM and resumed with ``resume=<run_dir>`` ends with the very parameters, bit for
+bit, and the metrics of the same run left alone; a sweep resumed keeps its finished jobs and completes the rest."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+PYTHONPATH = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])  # the tests' own callbacks
+MLP = ["trainer.max_epochs=4", "model.dropout=0.2", "model.l2=1.0", "data.mini_batches_per_step=7"]
+CNN = [
+    "model=cnn", "model.channels=[4,8]", "model.fc_sizes=[16]", "model.dropout=0.3", "trainer.max_epochs=4",
+    "optimizer=adam", "scheduler=one_cycle", "data.mini_batches_per_step=3",
+]  # fmt: skip
+
+
+def train(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "NNDL_DATA_DIR": str(data_dir), "PYTHONPATH": PYTHONPATH}  # tests/kill_after.py
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), *args, "data.val_size=100"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def last_state(run: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "kill"),
+    [(MLP, "epochs=2"), (CNN, "epochs=2"), ([*MLP, "callbacks.periodic_checkpoint.every_n_train_steps=4"], "steps=13")],
+    ids=["mlp_dropout_l2", "cnn_adam_one_cycle", "mlp_mid_epoch"],
+)
+def test_a_killed_run_resumed_ends_as_if_never_interrupted(shared_mnist, tmp_path, overrides, kill):
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    assert train(shared_mnist, *overrides, f"hydra.run.dir={whole}").returncode == 0
+    killer = ["+callbacks.kill._target_=kill_after.KillAfter", f"+callbacks.kill.{kill}"]
+    result = train(shared_mnist, *overrides, *killer, f"hydra.run.dir={resumed}")
+    assert result.returncode == 143, result.stderr
+    interrupted = json.loads((resumed / "metrics.json").read_text())
+    assert interrupted["status"] == "interrupted" and interrupted["epochs"] < 4
+
+    # the killer is this test's, not the run's: the run's command line, as a scheduler's kill would leave it
+    saved = resumed / ".hydra" / "overrides.yaml"
+    saved.write_text("".join(line for line in saved.read_text().splitlines(True) if "callbacks.kill" not in line))
+    result = train(shared_mnist, f"resume={resumed}")
+    assert result.returncode == 0, result.stderr
+    expected, got = last_state(whole), last_state(resumed)
+    assert expected.keys() == got.keys()
+    for name in expected:
+        assert torch.equal(expected[name], got[name]), name
+    before, after = (json.loads((run / "metrics.json").read_text()) for run in (whole, resumed))
+    assert after["status"] == before["status"] != "interrupted" and after["epochs"] == 4
+    for key in ("best_epoch", "val/acc", "val/loss", "test/acc", "test/loss"):
+        assert after[key] == before[key], key
+
+
+def test_resume_refuses_what_would_change_the_experiment(shared_mnist, tmp_path):
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    (run / ".hydra" / "overrides.yaml").write_text("- model=cnn\n")
+    result = train(shared_mnist, f"resume={run}", "optimizer.lr=0.1")
+    assert result.returncode == 1
+    assert "optimizer.lr=0.1 would change the experiment" in result.stderr and "Traceback" not in result.stderr
+    (run / ".hydra" / "overrides.yaml").write_text("- model._target_=os.system\n")
+    result = train(shared_mnist, f"resume={run}")
+    assert result.returncode == 1 and "'model._target_=os.system', which is not allowed" in result.stderr
+
+
+def test_an_interrupted_sweep_resumed_ends_with_every_job_once(shared_mnist, tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["-m", "optimizer.lr=0.5,1.0,2.0,3.0", "trainer.max_epochs=2", f"hydra.sweep.dir={sweep}"]
+    killer = ["+callbacks.kill._target_=kill_after.KillAfter", "+callbacks.kill.epochs=1", "+callbacks.kill.job=1"]
+    result = train(shared_mnist, *args, *killer)  # stopped during its second job, as a scheduler would stop it
+    assert result.returncode == 143, result.stderr
+    assert "Sweep of 4 runs: 1 ok, 1 interrupted, 2 not started" in result.stdout
+    for file in [sweep / "multirun.yaml", *sweep.glob("*/.hydra/overrides.yaml")]:  # the killer is the test's
+        file.write_text("".join(line for line in file.read_text().splitlines(True) if "callbacks.kill" not in line))
+    first = json.loads(next(sweep.glob("0_*/metrics.json")).read_text())
+
+    result = train(shared_mnist, *args, "resume=true")
+    assert result.returncode == 0, result.stderr
+    assert "Sweep of 4 runs: 4 ok" in result.stdout and "Job 0 ended ok already" in result.stdout
+    assert json.loads(next(sweep.glob("0_*/metrics.json")).read_text()) == first  # kept, not run again
+    rows = (sweep / "summary.csv").read_text().splitlines()[1:]
+    assert len(rows) == 4 and all(",ok," in row for row in rows)
