@@ -4,11 +4,14 @@
     NNDL_DATA_DIR=../shared/mnist python scripts/bench.py --cases mlp_ch1 --repeats 5
     NNDL_DATA_DIR=../shared/mnist python scripts/bench.py --speedrun-seeds 1 2 3
 
-Each case runs in a fresh process which alternates, for each repetition, one training epoch of the reference
-loop and one of the project's real path: the config that
+Each case runs in a fresh process which alternates, for each repetition, one training epoch of the bare loop of
+the book's equations (``nndl.reference.bp_epoch``: BP1–BP4 and the SGD update in place; the MLP cases with
+sigmoid hidden neurons and plain SGD), one of the autograd hand loop (``nndl.reference.autograd_epoch``: forward,
+cost, backward, the torch optimizer's step) and one of the project's real path: the config that
 ``scripts/train.py`` composes, built by ``nndl.build.build_run`` (same data module, model, Trainer, logger and
 callbacks), fitted for one epoch. Times are the training epoch alone (validation is reported separately); the
-ratio is the median over the pairs of project / reference. Peak memory is that of another fresh process that
+ratios are the medians over the repetitions of project / bare and project / autograd loop, each repetition's
+epochs run back to back. Peak memory is that of another fresh process that
 runs one epoch of the project's path alone. Prints a Markdown table.
 """
 
@@ -45,28 +48,55 @@ CASES = {
 
 
 def reference_epoch(cfg, images, labels) -> float:
-    """One epoch of the loop everybody writes first: preloaded float tensors, a fresh permutation, and per
-    mini-batch forward, cost, backward and optimizer step, in fp32 and PyTorch's default memory layout (the
-    project's channels-last CNN is its own speed-up). Returns its wall time in seconds."""
+    """One epoch of the loop everybody writes first (``nndl.reference.autograd_epoch``): preloaded float tensors,
+    a fresh permutation, and per mini-batch forward, cost, backward and the torch optimizer's step, in fp32 and
+    PyTorch's default memory layout (the project's channels-last CNN is its own speed-up). Returns its wall time
+    in seconds."""
     import torch
 
     from nndl.build import build, build_model
+    from nndl.reference import autograd_epoch
 
-    x_all, y_all = images.unsqueeze(1).float().div(255), labels
+    x_all = images.unsqueeze(1).float().div(255)
     cfg = cfg.copy()
     if "channels_last" in cfg.model:
         cfg.model.channels_last = False
     model, cost = build_model(cfg), build(cfg.cost)
     optimizer = model.configure_optimizers()
-    batch_size = cfg.data.batch_size
     start = time.perf_counter()
-    order = torch.randperm(len(y_all))
-    for k in range(0, len(order), batch_size):
-        index = order[k : k + batch_size]
-        loss = cost(model(x_all[index]), y_all[index])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    autograd_epoch(model, cost, x_all, labels, torch.randperm(len(labels)), cfg.data.batch_size, optimizer)
+    return time.perf_counter() - start
+
+
+def bare_applies(cfg) -> bool:
+    """Whether ``nndl.reference.bp_epoch`` trains this case: an MLP with sigmoid hidden neurons and plain SGD."""
+    return (
+        cfg.model._target_ == "nndl.models.MLP"
+        and cfg.activation._target_ == "torch.nn.Sigmoid"
+        and cfg.optimizer._target_ == "torch.optim.SGD"
+        and not cfg.optimizer.get("momentum")
+        and not cfg.optimizer.get("weight_decay")
+        and not cfg.model.l2
+        and not cfg.model.dropout
+        and not cfg.get("scheduler")
+    )
+
+
+def bare_epoch(cfg, images, labels) -> float:
+    """One epoch of the bare loop (``nndl.reference.bp_epoch``): feed-forward, BP1–BP4 and the SGD update in
+    place, no autograd, no optimizer object, on preloaded float tensors; the same network, initialisation and
+    learning rate as the project. Returns its wall time in seconds."""
+    import torch
+
+    from nndl.build import build, build_model
+    from nndl.reference import bp_epoch
+
+    x_all = images.flatten(1).float().div(255)
+    model, cost = build_model(cfg), build(cfg.cost)
+    weights = [layer.weight.detach().clone() for layer in model.layers]
+    biases = [layer.bias.detach().clone() for layer in model.layers]
+    start = time.perf_counter()
+    bp_epoch(weights, biases, cost, x_all, labels, torch.randperm(len(labels)), cfg.data.batch_size, cfg.optimizer.lr)
     return time.perf_counter() - start
 
 
@@ -80,10 +110,13 @@ def project_epoch(cfg) -> dict[str, float]:
     return {"train_s": float(metrics["time/train_s"]), "val_s": float(metrics["time/val_s"])}
 
 
+THREADS: list[str] = []  # ["threads=N"] with --threads N: the project's torch threads, as the reference loops'
+
+
 def case_config(name: str, run_dir: str):
     from nndl.config import compose
 
-    overrides = [*CASES[name].overrides, "trainer.max_epochs=1", "trainer.enable_progress_bar=false"]
+    overrides = [*CASES[name].overrides, "trainer.max_epochs=1", "trainer.enable_progress_bar=false", *THREADS]
     return compose(ROOT / "conf", overrides, run_dir)
 
 
@@ -104,8 +137,10 @@ def bench_case(name: str, repeats: int) -> dict:
         datamodule.prepare_data()
         datamodule.setup("fit")
         images, labels = datamodule.train_data
-        reference, project, validation = [], [], []
+        bare, reference, project, validation = [], [], [], []
         for _ in range(repeats):
+            if bare_applies(cfg):
+                bare.append(bare_epoch(cfg, images, labels))
             reference.append(reference_epoch(cfg, images, labels))
             times = project_epoch(cfg)
             project.append(times["train_s"])
@@ -113,6 +148,7 @@ def bench_case(name: str, repeats: int) -> dict:
     steps = -(-len(labels) // cfg.data.batch_size)
     return {
         "name": name,
+        "bare": bare,
         "reference": reference,
         "project": project,
         "val": validation,
@@ -143,32 +179,63 @@ def speedrun(seed: int) -> dict:
         return json.loads((Path(tmp) / "metrics.json").read_text())
 
 
+def cpu_description() -> str:
+    """The CPU's model name and which of the flags that decide the speed of the arithmetic it has."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "CPU unknown"
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    shown = ["avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"]
+    return f"{model}, flags: {' '.join(f for f in shown if f in flags) or 'none of ' + ', '.join(shown)}"
+
+
+def _median(times: list[float]) -> str:
+    return f"{statistics.median(times):.2f}" if times else "—"
+
+
+def _ratios(project: list[float], reference: list[float]) -> str:
+    """project / reference for each repetition (each pair run back to back), their median first."""
+    if not reference:
+        return "—"
+    ratios = [p / r for p, r in zip(project, reference, strict=True)]
+    return f"{statistics.median(ratios):.3f} ({', '.join(f'{r:.2f}' for r in ratios)})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {', '.join(CASES)}")
-    parser.add_argument("--repeats", type=int, default=5, help="pairs of epochs per case")
+    parser.add_argument("--repeats", type=int, default=5, help="repetitions (bare, autograd loop, project) per case")
     parser.add_argument("--speedrun-seeds", type=int, nargs="*", default=[1, 2, 3], help="seeds of experiment=speedrun")
+    parser.add_argument("--threads", type=int, help="torch threads of every loop (default: torch's, all cores)")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process
     parser.add_argument("--rss", action="store_true", help=argparse.SUPPRESS)  # internal: the case's memory
     args = parser.parse_args()
+    threads = ["--threads", str(args.threads)] if args.threads else []
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        THREADS.append(f"threads={args.threads}")
     if args.case:
         print(json.dumps(peak_rss(args.case) if args.rss else bench_case(args.case, args.repeats)))
         return
 
     import torch
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; "
+    print(f"{cpu_description()}; torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; "
           f"data {os.environ.get('NNDL_DATA_DIR', 'data/')}\n")  # fmt: skip
-    print("| case | reference s/epoch | project s/epoch | ratio (median of pairs) | project steps/s "
-          "| validation s | peak RSS |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
+    print("| case | bare BP1–BP4 s/epoch | autograd loop s/epoch | project s/epoch | project / bare (median, all) "
+          "| project / autograd loop (median, all) | project steps/s | validation s | peak RSS |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
     for name in args.cases.split(","):
-        result = run_child(["--case", name, "--repeats", str(args.repeats)]) | run_child(["--case", name, "--rss"])
-        ratios = [p / r for p, r in zip(result["project"], result["reference"], strict=True)]
+        result = run_child(["--case", name, "--repeats", str(args.repeats), *threads])
+        result |= run_child(["--case", name, "--rss", *threads])
         project = statistics.median(result["project"])
         print(
-            f"| {CASES[name].title} | {statistics.median(result['reference']):.2f} | {project:.2f} "
-            f"| {statistics.median(ratios):.3f} ({', '.join(f'{r:.2f}' for r in ratios)}) "
+            f"| {CASES[name].title} | {_median(result['bare'])} | {_median(result['reference'])} | {project:.2f} "
+            f"| {_ratios(result['project'], result['bare'])} | {_ratios(result['project'], result['reference'])} "
             f"| {result['steps'] / project:,.0f} | {statistics.median(result['val']):.2f} "
             f"| {result['peak_rss_mb']:,.0f} MB |",
             flush=True,
@@ -179,7 +246,7 @@ def main() -> None:
         runs = [speedrun(seed) for seed in args.speedrun_seeds]
         times = [r["train_time_s"] for r in runs]
         accs = [r["test/acc"] for r in runs]
-        print(f"\n`experiment=speedrun`, seeds {args.speedrun_seeds}: training time "
+        print(f"\n`experiment=speedrun` ({cpu_description()}), seeds {args.speedrun_seeds}: training time "
               f"{', '.join(f'{t:.1f}' for t in times)} s (median {statistics.median(times):.1f} s); test/acc "
               f"{', '.join(f'{a:.4f}' for a in accs)} (median {statistics.median(accs):.4f})")  # fmt: skip
 

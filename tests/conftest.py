@@ -18,3 +18,17 @@ def shared_mnist(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def mnist_dir(tmp_path: Path, shared_mnist: Path) -> Path:
     """A private copy of the tiny MNIST files, for tests that damage them."""
     return Path(shutil.copytree(shared_mnist, tmp_path / "mnist"))
+
+
+# Modules whose tests run the scripts end to end, in processes of their own (or a browser): `pytest -m "not e2e"`
+# leaves them out for a fast lane; CI runs everything.
+E2E_MODULES = {
+    "test_browser", "test_checkpoints", "test_ddp", "test_launchers", "test_loggers", "test_predict", "test_resume",
+    "test_run_records", "test_sweeps", "test_tensorboard", "test_train", "test_ensemble",
+}  # fmt: skip
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.module is not None and item.module.__name__ in E2E_MODULES:
+            item.add_marker(pytest.mark.e2e)

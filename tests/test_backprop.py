@@ -29,7 +29,8 @@ SGD = functools.partial(torch.optim.SGD, lr=0.5)
 @pytest.mark.parametrize("cost", COSTS)
 def test_the_four_equations_give_autograds_gradients(cost, activation):
     torch.manual_seed(0)
-    model = MLP(COSTS[cost], SGD, ACTIVATIONS[activation], sizes=[784, 20, 15, 10], init="default").double()
+    model = MLP(COSTS[cost], SGD, ACTIVATIONS[activation], sizes=[784, 20, 15, 10], init="default", backprop="autograd")
+    model = model.double()
     x = torch.rand(8, 1, 28, 28, dtype=torch.float64)
     y = torch.randint(0, 10, (8,))
 
@@ -58,7 +59,7 @@ def fit(model: MLP, data_dir, tmp_path) -> None:
 @pytest.mark.parametrize("cost", COSTS)
 def test_training_with_the_four_equations_matches_autograd(cost, shared_mnist, tmp_path):
     torch.manual_seed(1)
-    autograd = MLP(COSTS[cost], SGD, nn.Sigmoid, sizes=[784, 30, 10], init="default", l2=0.5)
+    autograd = MLP(COSTS[cost], SGD, nn.Sigmoid, sizes=[784, 30, 10], init="default", l2=0.5, backprop="autograd")
     manual = MLP(COSTS[cost], SGD, nn.Sigmoid, sizes=[784, 30, 10], init="default", l2=0.5, backprop="manual")
     manual.load_state_dict(autograd.state_dict())
     fit(autograd, shared_mnist, tmp_path)

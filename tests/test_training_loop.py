@@ -8,45 +8,35 @@ import pytest
 import torch
 from torch import nn
 
-from nndl.costs import CrossEntropyCost, QuadraticCost
+from nndl.costs import CrossEntropyCost, LogLikelihoodCost, QuadraticCost
 from nndl.data import MNISTDataModule
 from nndl.models import MLP
+from nndl.reference import book_sgd
 
 ETA, MINI_BATCH_SIZE, EPOCHS, SEED = 3.0, 10, 6, 5
 
 
-def reference_sgd(model: nn.Module, cost, images: torch.Tensor, labels: torch.Tensor, lmbda: float = 0.0) -> None:
-    """network.py's SGD: each epoch a fresh permutation of the training set, one update w → w − η ∇C per
-    mini-batch; the permutations come from a generator seeded as the data module's. With lmbda, network2.py's
-    L2-regularised update of the weights, w → (1 − ηλ/n) w − η ∇C_0, written as w → w − η (∇C_0 + (λ/n) w):
-    the same rule, in the order of operations that makes float32 rounding agree."""
-    n = len(labels)
-    generator = torch.Generator().manual_seed(SEED)
-    for _ in range(EPOCHS):
-        order = torch.randperm(len(labels), generator=generator)
-        for k in range(0, len(order), MINI_BATCH_SIZE):
-            index = order[k : k + MINI_BATCH_SIZE]
-            x, y = images[index].unsqueeze(1).float() / 255, labels[index]
-            model.zero_grad()
-            cost(model(x), y).backward()
-            with torch.no_grad():
-                for p in model.parameters():
-                    decay = lmbda / n if p.ndim > 1 else 0.0  # weights, not biases
-                    p.add_(p.grad.add(p, alpha=decay), alpha=-ETA)
-
-
 @pytest.mark.parametrize(
-    ("cost", "lmbda"),
-    [(QuadraticCost(), 0.0), (CrossEntropyCost(), 0.0), (CrossEntropyCost(), 5.0)],
-    ids=["quadratic", "cross_entropy", "cross_entropy_l2"],
-)
-def test_lightning_training_equals_a_plain_sgd_loop(shared_mnist, tmp_path, cost, lmbda):
+    ("cost", "lmbda", "momentum", "backprop"),
+    [
+        (QuadraticCost(), 0.0, 0.0, "fast"),
+        (CrossEntropyCost(), 0.0, 0.0, "fast"),
+        (CrossEntropyCost(), 5.0, 0.0, "fast"),
+        (LogLikelihoodCost(), 5.0, 0.5, "fast"),
+        (LogLikelihoodCost(), 5.0, 0.5, "autograd"),
+    ],
+    ids=["quadratic", "cross_entropy", "cross_entropy_l2", "softmax_l2_momentum",
+         "softmax_l2_momentum_autograd"],
+)  # fmt: skip
+def test_lightning_training_equals_a_plain_sgd_loop(shared_mnist, tmp_path, cost, lmbda, momentum, backprop):
     # 7 mini-batches per Lightning step: the 50 mini-batches of an epoch end on a partial step
     dm = MNISTDataModule(shared_mnist, batch_size=MINI_BATCH_SIZE, mini_batches_per_step=7, val_size=100, seed=SEED)
     dm.prepare_data()
     dm.setup("fit")
     torch.manual_seed(0)
-    model = MLP(cost, functools.partial(torch.optim.SGD, lr=ETA), nn.Sigmoid, sizes=[784, 30, 10], l2=lmbda)
+    eta = ETA if momentum == 0 else ETA / 10
+    optimizer = functools.partial(torch.optim.SGD, lr=eta, momentum=momentum)
+    model = MLP(cost, optimizer, nn.Sigmoid, sizes=[784, 30, 10], l2=lmbda, backprop=backprop)
     reference = copy.deepcopy(model)
 
     trainer = L.Trainer(
@@ -62,9 +52,11 @@ def test_lightning_training_equals_a_plain_sgd_loop(shared_mnist, tmp_path, cost
     torch.manual_seed(123)  # the shuffling must not depend on the global generator
     trainer.fit(model, datamodule=dm)
     assert trainer.global_step == EPOCHS * 50  # 300 updates, one per mini-batch
+    assert (model._fast is not None) == (backprop == "fast")  # the path under test is the one taken
 
     start = copy.deepcopy(reference)
-    reference_sgd(reference, cost, *dm.train_data, lmbda=lmbda)
+    book_sgd(reference, cost, *dm.train_data, eta=eta, mini_batch_size=MINI_BATCH_SIZE, epochs=EPOCHS, seed=SEED,
+             lmbda=lmbda, momentum=momentum)  # fmt: skip
     for (name, p), q, p0 in zip(model.named_parameters(), reference.parameters(), start.parameters(), strict=True):
         assert (p - p0).abs().max() > 0.01, f"{name} did not train"
         torch.testing.assert_close(p, q, rtol=0, atol=1e-6, msg=lambda m, name=name: f"{name}: {m}")

@@ -30,7 +30,7 @@ MNIST_INPUTS = IMAGE_SIZE * IMAGE_SIZE
 NUM_CLASSES = 10
 MNIST_TRAIN_IMAGES = 60_000
 INITS = ("large", "default")
-BACKPROPS = ("autograd", "manual")
+BACKPROPS = ("fast", "autograd", "manual")
 FUNCTIONS = ("book",)
 MODES = ("max", "min")
 ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "tpu", "auto")
@@ -333,6 +333,7 @@ RULES: tuple[Rule, ...] = (
     Rule("optimizer.eps", POSITIVE),
     Rule("optimizer.weight_decay", NON_NEGATIVE),
     Rule("optimizer.amsgrad", Bool()),
+    Rule("optimizer.fused", Bool(null=True)),
     Rule("optimizer.centered", Bool()),
     Rule("optimizer.maximize", Bool()),
     # conf/scheduler: one_cycle
@@ -366,6 +367,7 @@ RULES: tuple[Rule, ...] = (
     Rule("model.fc_sizes", ListOf(POSITIVE_INT)),
     Rule("model.batch_norm", Bool()),
     Rule("model.channels_last", Bool()),
+    Rule("model.pool_first", Bool()),
     Rule("model.hidden", POSITIVE_INT),
     Rule("model.steepness", POSITIVE),
     Rule("model.function", OneOf(FUNCTIONS)),

@@ -31,6 +31,11 @@ class CNN(Classifier):
             Szegedy, 2015; after the book) — faster, steadier training at large learning rates.
         channels_last: keep feature maps channels-last (NHWC), the layout oneDNN's CPU convolutions run fastest
             on; the same arithmetic, about 10–20% less time per step on this project's CPU machines.
+        pool_first: max-pool each convolution's output before its BatchNorm and activation (conv → pool → BN →
+            activation) rather than after them: the normalisation and the activation then work on a quarter of
+            the values (with pool_size 2), about a third less time per step on a CPU. Without BatchNorm and with
+            a non-decreasing activation (ReLU, sigmoid, tanh) it is the same network, as max-pooling commutes
+            with such an activation; with BatchNorm the statistics are those of the pooled maps.
         conv_activation: the activation after each convolution (``activation@model.conv_activation=...``).
         activation: the hidden fully connected layers' activation (conf/activation).
         dropout: the probability of dropping each input of the fully connected layers while training, as the
@@ -52,6 +57,7 @@ class CNN(Classifier):
         fc_sizes: Sequence[int] = (100,),
         batch_norm: bool = False,
         channels_last: bool = True,
+        pool_first: bool = False,
         dropout: float = 0.0,
         l2: float = 0.0,
         scheduler: SchedulerFactory | None = None,
@@ -65,9 +71,13 @@ class CNN(Classifier):
         size, in_channels = IMAGE_SIZE, 1
         for out_channels in self.channels:
             blocks.append(nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, bias=not batch_norm))
+            if pool_first:
+                blocks.append(nn.MaxPool2d(pool_size))
             if batch_norm:
                 blocks.append(nn.BatchNorm2d(out_channels))
-            blocks += [conv_activation(), nn.MaxPool2d(pool_size)]
+            blocks.append(conv_activation())
+            if not pool_first:
+                blocks.append(nn.MaxPool2d(pool_size))
             size = (size + 2 * padding - kernel_size + 1) // pool_size
             in_channels = out_channels
             if size < 1:

@@ -1,19 +1,22 @@
 """The book's fully connected network (``network.py``, ``network2.py``) as a LightningModule."""
 
 import itertools
+import logging
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from nndl.backprop import backprop
+from nndl.backprop import FastBackprop, backprop, fast_path_refusal
 from nndl.costs import Cost
 from nndl.errors import ConfigError
 from nndl.models.classifier import Classifier
 from nndl.models.network import BUILT_ARGUMENTS, Activation, OptimizerFactory, SchedulerFactory
 
+log = logging.getLogger(__name__)
+
 INITS = ("large", "default")
-BACKPROPS = ("autograd", "manual")
+BACKPROPS = ("fast", "autograd", "manual")
 
 
 class MLP(Classifier):
@@ -31,7 +34,12 @@ class MLP(Classifier):
             ``network2.py`` (chapter 3, "Weight initialization").
         dropout: the probability of dropping each hidden neuron during training (chapter 3, "Dropout").
         l2: λ of the book's L2 regularisation (see ``Network``).
-        backprop: ``autograd``, or ``manual``: the gradients by the book's four equations (``nndl.backprop``).
+        backprop: ``fast`` (the default): each mini-batch's update as network.py makes it — feed-forward, the
+            four equations and the SGD update written straight into the parameters (``nndl.backprop.FastBackprop``)
+            — wherever that is exact: SGD with or without momentum and L2, sigmoid/tanh/relu/identity hidden
+            neurons, the three costs, no dropout, one process, 32 or 64-bit; anything else takes ``autograd``
+            (the run logs which and why). ``autograd``: autograd and the torch optimizer; ``manual``: the
+            gradients by the book's four equations (``nndl.backprop.backprop``), then the torch optimizer.
         scheduler: an optional learning-rate schedule (see ``Network``).
 
     Every Lightning step logs the length of ∂C/∂b^l for each layer l = 1..L of its last mini-batch, under
@@ -47,7 +55,7 @@ class MLP(Classifier):
         init: str = "large",
         dropout: float = 0.0,
         l2: float = 0.0,
-        backprop: str = "autograd",
+        backprop: str = "fast",
         scheduler: SchedulerFactory | None = None,
     ) -> None:
         super().__init__(cost, optimizer, scheduler, l2)
@@ -72,6 +80,8 @@ class MLP(Classifier):
         self.activation = activation()
         self.dropout = nn.Dropout(dropout)
         self.backprop = backprop
+        self._fast: FastBackprop | None = None  # the fast path of the optimizer it was set up for, if it applies
+        self._fast_for: torch.optim.Optimizer | None = None
         self.reset_parameters()
 
     @torch.no_grad()
@@ -93,13 +103,44 @@ class MLP(Classifier):
         return output(a)  # z^L
 
     def gradients(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        if self.backprop == "autograd":
+        if self.backprop != "manual":  # autograd, or fast where it does not apply
             return super().gradients(x, y)
         z, loss, nablas = backprop(list(self.layers), self.activation, self.cost, x, y)
         for layer, (nabla_w, nabla_b) in zip(self.layers, nablas, strict=True):
             layer.weight.grad, layer.bias.grad = nabla_w, nabla_b
         return z, loss
 
+    def update_mini_batch(self, x: Tensor, y: Tensor, optimizer: torch.optim.Optimizer) -> tuple[Tensor, Tensor]:
+        """``model.backprop=fast``: the update in place by ``FastBackprop`` where it is exact, else ``Network``'s."""
+        if optimizer is not self._fast_for:
+            self._set_up_fast_path(optimizer)
+        if self._fast is None:
+            return super().update_mini_batch(x, y, optimizer)
+        return self._fast.update(x, y, optimizer)
+
+    def _set_up_fast_path(self, optimizer: torch.optim.Optimizer) -> None:
+        """Decide, once per optimizer, whether the fast path applies; log which path the run takes and why."""
+        self._fast_for, self._fast = optimizer, None
+        if self.backprop != "fast":
+            return
+        trainer = self._trainer
+        reason = fast_path_refusal(
+            list(self.layers),
+            self.activation,
+            self.cost,
+            optimizer,
+            dropout=self.dropout.p,
+            world_size=trainer.world_size if trainer is not None else 1,
+            precision=str(trainer.precision) if trainer is not None else None,
+        )
+        if reason is None:
+            self._fast = FastBackprop(list(self.layers), self.activation, self.cost, optimizer)
+            log.info("model.backprop=fast: BP1–BP4 and the SGD update in place, no autograd")
+        else:
+            log.info(f"model.backprop=fast does not apply ({reason}): autograd and the torch optimizer")
+
     def log_gradients(self) -> None:
+        if self._fast is not None:
+            self._fast.expose_gradients()  # .grad of every parameter: the last mini-batch's ∂C/∂w, ∂C/∂b
         norms = {f"grad_norm/layer_{l}": layer.bias.grad.norm() for l, layer in enumerate(self.layers, start=1)}
         self.log_dict(norms, on_step=True, on_epoch=False, batch_size=1)

@@ -1,0 +1,104 @@
+"""The book's last step (chapter 6): several networks vote. Each trained network gives its probability of each
+digit for every test image; the ensemble answers by majority vote of the networks' predicted digits (ties go to
+the tied digit with the highest mean probability), or by the mean of their probabilities (averaged softmax).
+
+    python scripts/ensemble.py outputs/multirun/<date>/<time>-<id>/*/     # the best checkpoint of each run
+    python scripts/ensemble.py a.ckpt b.ckpt c.ckpt --data-dir ../shared/mnist
+
+The book's ensemble of five ``ch6_dropout`` networks: ``python scripts/train.py -m experiment=ch6_dropout
+seed=1,2,3,4,5``, then ``scripts/ensemble.py`` on the sweep's five run directories (99.67% in the book).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nndl.checkpoints import checkpoint_file, find_run_config
+from nndl.errors import CheckpointError, ConfigError
+from nndl.run_config import MODEL_GROUPS, load_run_config
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+NUM_CLASSES = 10
+
+
+def majority_vote(probabilities: Tensor) -> Tensor:
+    """The digit most of the N networks predict for each example, from their probabilities (N, n, 10); a tie
+    goes to the tied digit with the highest mean probability."""
+    import torch
+
+    votes = torch.nn.functional.one_hot(probabilities.argmax(dim=2), NUM_CLASSES).sum(dim=0)  # (n, 10)
+    return (votes + 0.5 * probabilities.mean(dim=0)).argmax(dim=1)  # the mean, in [0, 1], only breaks ties
+
+
+def averaged(probabilities: Tensor) -> Tensor:
+    """The digit of the highest mean probability over the N networks (the averaged softmax)."""
+    return probabilities.mean(dim=0).argmax(dim=1)
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint file as it is; a run directory: the checkpoint its ``metrics.json`` reports as tested."""
+    path = Path(path)
+    if path.is_dir() and (path / "metrics.json").is_file():
+        reported = json.loads((path / "metrics.json").read_text()).get("checkpoint")
+        if not reported or not Path(reported).is_file():
+            raise CheckpointError(f"{path}: its metrics.json names no checkpoint that exists ({reported})")
+        return Path(reported)
+    return checkpoint_file(path)
+
+
+@dataclass
+class EnsembleResult:
+    checkpoints: list[str]
+    members: list[float]  # each network's test accuracy
+    vote: float  # the majority vote's
+    mean: float  # the averaged probabilities'
+    examples: int
+
+    def table(self) -> str:
+        rows = [f"| {c} | {acc:.4f} |" for c, acc in zip(self.checkpoints, self.members, strict=True)]
+        rows += [f"| majority vote of {len(self.members)} | {self.vote:.4f} |",
+                 f"| averaged probabilities of {len(self.members)} | {self.mean:.4f} |"]  # fmt: skip
+        return "\n".join(["| network | test accuracy |", "|---|---|", *rows])
+
+
+def evaluate_ensemble(paths: list[str | os.PathLike], data_dir: str | None = None) -> EnsembleResult:
+    """Test each checkpoint (its own run's config rebuilds the network, checked as ``scripts/eval.py`` does) on
+    the official test images, then their vote and their averaged probabilities."""
+    if not paths:
+        raise ConfigError("no checkpoints: give one or more checkpoint files or run directories")
+    checkpoints = [resolve_checkpoint(p) for p in paths]  # bad paths fail before torch loads
+    data = {"data_dir": data_dir} if data_dir else None
+    configs = [load_run_config(find_run_config(c), (*MODEL_GROUPS, "data"), data=data) for c in checkpoints]
+
+    import torch
+
+    from nndl.build import build
+    from nndl.checkpoints import load_model
+    from nndl.predict import digit_probabilities
+
+    datamodule = build(configs[0].data)  # every network is tested on the same official test set
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    labels = torch.cat([batch.y for batch in datamodule.test_dataloader()])
+    probabilities = []
+    for checkpoint, cfg in zip(checkpoints, configs, strict=True):
+        model = load_model(checkpoint, cfg)
+        probabilities.append(torch.cat([digit_probabilities(model, batch.x) for batch in datamodule.test_dataloader()]))
+    stacked = torch.stack(probabilities)  # (N, n, 10)
+
+    def accuracy(predicted: Tensor) -> float:
+        return (predicted == labels).float().mean().item()
+
+    return EnsembleResult(
+        [str(c) for c in checkpoints],
+        [accuracy(p.argmax(dim=1)) for p in stacked],
+        accuracy(majority_vote(stacked)),
+        accuracy(averaged(stacked)),
+        len(labels),
+    )

@@ -1,0 +1,167 @@
+"""The MLP's fast path (``model.backprop=fast``: BP1–BP4 and the SGD update in place) against autograd and
+``torch.optim.SGD``, and where it gives way to them."""
+
+import copy
+import functools
+from types import SimpleNamespace
+
+import lightning as L
+import pytest
+import torch
+from torch import nn
+
+from nndl.backprop import fast_path_refusal
+from nndl.costs import CrossEntropyCost, LogLikelihoodCost, QuadraticCost
+from nndl.data import MNISTDataModule
+from nndl.models import MLP
+
+COSTS = {"quadratic": QuadraticCost(), "cross_entropy": CrossEntropyCost(), "log_likelihood": LogLikelihoodCost()}
+ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "identity": nn.Identity}
+OPTIMIZERS = {
+    "sgd": functools.partial(torch.optim.SGD, lr=0.5),
+    "momentum_l2": functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9),
+}
+
+
+def groups(model: MLP, decay: float) -> list[dict]:
+    """network2.py's L2 as ``Network._parameter_groups`` builds it: λ/n on the weights only."""
+    weights = [p for p in model.parameters() if p.ndim > 1]
+    return [{"params": weights, "weight_decay": decay}, {"params": [p for p in model.parameters() if p.ndim <= 1]}]
+
+
+def autograd_update(model: MLP, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer):
+    """The base path's update of one process (``Network.update_mini_batch`` without a Trainer): autograd's
+    gradients, then the torch optimizer's step."""
+    optimizer.zero_grad()
+    z = model(x)
+    loss = model.cost(z, y)
+    loss.backward()
+    optimizer.step()
+    return z.detach(), loss.detach()
+
+
+def twins(cost: str, activation: str, optimizer: str, dtype=torch.float64):
+    """The same network twice, ``fast`` and ``autograd``, each with its optimizer."""
+    torch.manual_seed(0)
+    make = OPTIMIZERS[optimizer]
+    fast = MLP(COSTS[cost], make, ACTIVATIONS[activation], sizes=[784, 20, 15, 10], init="default").to(dtype)
+    slow = copy.deepcopy(fast)
+    slow.backprop = "autograd"
+    decay = 0.01 if optimizer == "momentum_l2" else 0.0
+    return fast, make(groups(fast, decay)), slow, make(groups(slow, decay))
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("cost", COSTS)
+def test_the_fast_path_is_autograd_and_torchs_sgd(cost, activation, optimizer):
+    fast, fast_opt, slow, slow_opt = twins(cost, activation, optimizer)
+    generator = torch.Generator().manual_seed(1)
+    for m in (8, 8, 5):  # a smaller last mini-batch, as at an epoch's end
+        x = torch.rand(m, 1, 28, 28, dtype=torch.float64, generator=generator)
+        y = torch.randint(0, 10, (m,), generator=generator)
+        z_fast, loss_fast = fast.update_mini_batch(x, y, fast_opt)
+        z_slow, loss_slow = autograd_update(slow, x, y, slow_opt)
+        torch.testing.assert_close(z_fast, z_slow, rtol=0, atol=1e-9)
+        torch.testing.assert_close(loss_fast, loss_slow, rtol=0, atol=1e-9)
+    assert fast._fast is not None
+    fast.log_gradients = slow.log_gradients = lambda: None  # (no Trainer to log to)
+    fast._fast.expose_gradients()
+    for (name, p), q in zip(fast.named_parameters(), slow.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-6, msg=name)
+        torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=1e-6, msg=f"∂C/∂{name}")
+        assert q.grad.abs().max() > 1e-8
+        if optimizer == "momentum_l2":  # the velocities live in the optimizer's own state, as torch's
+            mine, torchs = fast_opt.state[p]["momentum_buffer"], slow_opt.state[q]["momentum_buffer"]
+            torch.testing.assert_close(mine, torchs, rtol=0, atol=1e-6, msg=f"momentum of {name}")
+
+
+def test_a_resumed_optimizer_state_continues_on_either_path():
+    """The momentum buffers the fast path leaves in the optimizer's state_dict are torch's: a run saved from one
+    path resumes on the other (a checkpoint's optimizer state), and continues as if never stopped."""
+    fast, fast_opt, slow, slow_opt = twins("log_likelihood", "relu", "momentum_l2")
+    generator = torch.Generator().manual_seed(2)
+    batches = [(torch.rand(8, 1, 28, 28, dtype=torch.float64, generator=generator),
+                torch.randint(0, 10, (8,), generator=generator)) for _ in range(4)]  # fmt: skip
+    for x, y in batches:
+        autograd_update(slow, x, y, slow_opt)
+    for x, y in batches[:2]:
+        fast.update_mini_batch(x, y, fast_opt)
+    resumed = copy.deepcopy(fast)
+    resumed.backprop = "autograd"
+    resumed_opt = OPTIMIZERS["momentum_l2"](groups(resumed, 0.01))
+    resumed_opt.load_state_dict(copy.deepcopy(fast_opt.state_dict()))
+    for x, y in batches[2:]:
+        autograd_update(resumed, x, y, resumed_opt)
+        fast.update_mini_batch(x, y, fast_opt)  # and the fast one goes on
+    for p, q, r in zip(slow.parameters(), resumed.parameters(), fast.parameters(), strict=True):
+        torch.testing.assert_close(q, p, rtol=0, atol=1e-9)
+        torch.testing.assert_close(r, p, rtol=0, atol=1e-9)
+
+
+def test_the_learning_rate_is_read_at_every_update():
+    fast, fast_opt, slow, slow_opt = twins("cross_entropy", "sigmoid", "sgd")
+    x, y = torch.rand(8, 1, 28, 28, dtype=torch.float64), torch.randint(0, 10, (8,))
+    for lr in (0.5, 0.1, 2.0):  # as a schedule would set it between updates
+        for optimizer in (fast_opt, slow_opt):
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+        fast.update_mini_batch(x, y, fast_opt)
+        autograd_update(slow, x, y, slow_opt)
+    for p, q in zip(fast.parameters(), slow.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("model", "optimizer"),
+    [
+        ({"dropout": 0.5}, OPTIMIZERS["sgd"]),
+        ({"activation": nn.GELU}, OPTIMIZERS["sgd"]),
+        ({"backprop": "autograd"}, OPTIMIZERS["sgd"]),
+        ({}, functools.partial(torch.optim.Adam, lr=1e-3)),
+        ({}, functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9, nesterov=True)),
+    ],
+    ids=["dropout", "gelu", "autograd", "adam", "nesterov"],
+)
+def test_where_it_is_not_exact_autograd_trains(model, optimizer):
+    settings = {"activation": nn.Sigmoid} | model
+    net = MLP(QuadraticCost(), optimizer, settings.pop("activation"), **settings)
+    opt = optimizer(net.parameters())
+    net._trainer = SimpleNamespace(world_size=1, precision="32-true")  # what the base path asks of its Trainer
+    before = [p.detach().clone() for p in net.parameters()]
+    net.update_mini_batch(torch.rand(4, 1, 28, 28), torch.tensor([1, 2, 3, 4]), opt)
+    assert net._fast is None
+    assert all(not torch.equal(p, q) for p, q in zip(net.parameters(), before, strict=True))
+
+
+def test_the_refusals_name_their_reason():
+    net = MLP(QuadraticCost(), OPTIMIZERS["sgd"], nn.Sigmoid)
+    layers, sgd = list(net.layers), torch.optim.SGD(net.parameters(), lr=0.1)
+
+    def refusal(**kwargs):
+        return fast_path_refusal(layers, net.activation, net.cost, sgd, **kwargs)
+
+    assert refusal() is None and refusal(precision="32-true") is None and refusal(precision="64-true") is None
+    assert refusal(precision="bf16-mixed") == "precision bf16-mixed"
+    assert refusal(world_size=2) == "2 processes"
+    assert refusal(dropout=0.2) == "dropout 0.2"
+    other = torch.optim.SGD([nn.Parameter(torch.zeros(3))], lr=0.1)
+    reason = fast_path_refusal(layers, net.activation, net.cost, other)
+    assert reason == "the optimizer's parameters are not the network's"
+
+
+def test_the_trainer_takes_the_fast_path_and_logs_the_gradient_norms(shared_mnist, tmp_path):
+    dm = MNISTDataModule(shared_mnist, batch_size=10, mini_batches_per_step=16, val_size=100, seed=3)
+    torch.manual_seed(1)
+    model = MLP(QuadraticCost(), OPTIMIZERS["momentum_l2"], nn.Sigmoid, sizes=[784, 30, 10], l2=1.0)
+    trainer = L.Trainer(
+        max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp_path,
+    )  # fmt: skip
+    trainer.fit(model, datamodule=dm)
+    assert model._fast is not None and trainer.global_step == 50
+    for l, layer in enumerate(model.layers, start=1):
+        norm = trainer.callback_metrics[f"grad_norm/layer_{l}"]
+        assert torch.isfinite(norm) and norm > 0
+        torch.testing.assert_close(norm, layer.bias.grad.norm())
+        assert "momentum_buffer" in trainer.optimizers[0].state[layer.weight]
