@@ -179,6 +179,28 @@ def speedrun(seed: int) -> dict:
         return json.loads((Path(tmp) / "metrics.json").read_text())
 
 
+def train_time(*overrides: str) -> float:
+    """``train_time_s`` of one ``scripts/train.py`` run with ``overrides`` (its training epochs only)."""
+    with tempfile.TemporaryDirectory(prefix="nndl-bench-") as tmp:
+        subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "train.py"), *overrides, f"hydra.run.dir={tmp}",
+             "trainer.enable_progress_bar=false"],
+            capture_output=True, check=True,
+        )  # fmt: skip
+        return json.loads((Path(tmp) / "metrics.json").read_text())["train_time_s"]
+
+
+def data_parallel(repeats: int) -> None:
+    """The notes' CNN, one epoch of 10,000 images: 2 processes of 1 thread (trainer=ddp) against 1 process of 2."""
+    cnn = ["model=cnn", "data.train_size=10000", "trainer.max_epochs=1"]
+    ddp, alone = [], []
+    for _ in range(repeats):  # alternated, so that both see the machine alike
+        ddp.append(train_time(*cnn, "trainer=ddp", "trainer.devices=2", "threads=1"))
+        alone.append(train_time(*cnn, "threads=2"))
+    print(f"\nCNN epoch of 10,000 images ({cpu_description()}): 2 processes × 1 thread (trainer=ddp) "
+          f"{_median(ddp)} s, 1 process × 2 threads {_median(alone)} s; ratio {_ratios(ddp, alone)}")  # fmt: skip
+
+
 def cpu_description() -> str:
     """The CPU's model name and which of the flags that decide the speed of the arithmetic it has."""
     try:
@@ -209,6 +231,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="repetitions (bare, autograd loop, project) per case")
     parser.add_argument("--speedrun-seeds", type=int, nargs="*", default=[1, 2, 3], help="seeds of experiment=speedrun")
     parser.add_argument("--threads", type=int, help="torch threads of every loop (default: torch's, all cores)")
+    parser.add_argument("--ddp", type=int, default=0, metavar="N", help="N pairs of the data-parallel CNN comparison")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process
     parser.add_argument("--rss", action="store_true", help=argparse.SUPPRESS)  # internal: the case's memory
     args = parser.parse_args()
@@ -242,6 +265,8 @@ def main() -> None:
         )
     print(f"\nStart-up: `train.py --help` {startup_seconds('--help'):.2f} s, "
           f"`train.py --cfg job` {startup_seconds('--cfg', 'job'):.2f} s")  # fmt: skip
+    if args.ddp:
+        data_parallel(args.ddp)
     if args.speedrun_seeds:
         runs = [speedrun(seed) for seed in args.speedrun_seeds]
         times = [r["train_time_s"] for r in runs]

@@ -1,3 +1,4 @@
+import os
 import shutil
 from pathlib import Path
 
@@ -6,6 +7,9 @@ import pytest
 from mnist_idx import write_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
+# One torch thread per process: the tests run on one worker per core (pyproject's -n auto), and the scripts they
+# start would otherwise each take every core, and wait on each other.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")

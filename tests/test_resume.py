@@ -32,14 +32,29 @@ def last_state(run: Path) -> dict[str, torch.Tensor]:
     return torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
 
 
+@pytest.fixture(scope="module")
+def whole_runs(shared_mnist, tmp_path_factory):
+    """The uninterrupted run of some overrides, made once (a periodic checkpoint changes nothing of the training)."""
+    made: dict[tuple[str, ...], Path] = {}
+
+    def whole(overrides: list[str]) -> Path:
+        key = tuple(o for o in overrides if "periodic_checkpoint" not in o)
+        if key not in made:
+            made[key] = tmp_path_factory.mktemp("whole")
+            assert train(shared_mnist, *key, f"hydra.run.dir={made[key]}").returncode == 0
+        return made[key]
+
+    return whole
+
+
 @pytest.mark.parametrize(
     ("overrides", "kill"),
     [(MLP, "epochs=2"), (CNN, "epochs=2"), ([*MLP, "callbacks.periodic_checkpoint.every_n_train_steps=4"], "steps=13")],
     ids=["mlp_dropout_l2", "cnn_adam_one_cycle", "mlp_mid_epoch"],
 )
-def test_a_killed_run_resumed_ends_as_if_never_interrupted(shared_mnist, tmp_path, overrides, kill):
-    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
-    assert train(shared_mnist, *overrides, f"hydra.run.dir={whole}").returncode == 0
+def test_a_killed_run_resumed_ends_as_if_never_interrupted(shared_mnist, tmp_path, whole_runs, overrides, kill):
+    resumed = tmp_path / "resumed"
+    whole = whole_runs(overrides)  # the same run left alone
     killer = ["+callbacks.kill._target_=kill_after.KillAfter", f"+callbacks.kill.{kill}"]
     result = train(shared_mnist, *overrides, *killer, f"hydra.run.dir={resumed}")
     assert result.returncode == 143, result.stderr
@@ -92,3 +107,23 @@ def test_an_interrupted_sweep_resumed_ends_with_every_job_once(shared_mnist, tmp
     assert json.loads(next(sweep.glob("0_*/metrics.json")).read_text()) == first  # kept, not run again
     rows = (sweep / "summary.csv").read_text().splitlines()[1:]
     assert len(rows) == 4 and all(",ok," in row for row in rows)
+
+
+def test_an_interrupted_optuna_search_resumed_runs_only_the_missing_trials(shared_mnist, tmp_path):
+    import optuna
+
+    sweep = tmp_path / "search"
+    args = ["-m", "hparams_search=mlp_optuna", "hydra.sweeper.n_trials=3", "trainer.max_epochs=2",
+            f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    killer = ["+callbacks.kill._target_=kill_after.KillAfter", "+callbacks.kill.epochs=1", "+callbacks.kill.job=1"]
+    assert train(shared_mnist, *args, *killer).returncode == 143
+    for file in [sweep / "multirun.yaml", *sweep.glob("*/.hydra/overrides.yaml")]:  # the killer is the test's
+        file.write_text("".join(line for line in file.read_text().splitlines(True) if "callbacks.kill" not in line))
+
+    result = train(shared_mnist, *args, "resume=true")
+    assert result.returncode == 0, result.stderr
+    study = optuna.load_study(study_name="mlp", storage=f"sqlite:///{sweep}/optuna.db")
+    states = [t.state.name for t in study.trials]
+    assert states.count("COMPLETE") == 3 and states.count("FAIL") == 1  # the interrupted trial, asked again
+    reports = [json.loads(p.read_text()) for p in sweep.glob("*/metrics.json")]
+    assert len(reports) == 3 and "interrupted" not in [r["status"] for r in reports]  # it resumed in its directory
