@@ -28,7 +28,7 @@ def mnist_dir(tmp_path: Path, shared_mnist: Path) -> Path:
 # leaves them out for a fast lane; CI runs everything.
 E2E_MODULES = {
     "test_browser", "test_checkpoints", "test_ddp", "test_launchers", "test_loggers", "test_predict", "test_resume",
-    "test_run_records", "test_sweeps", "test_tensorboard", "test_train", "test_ensemble",
+    "test_resume_sweeps", "test_run_records", "test_sweeps", "test_tensorboard", "test_train", "test_ensemble",
 }  # fmt: skip
 
 

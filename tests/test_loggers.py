@@ -33,7 +33,7 @@ def test_the_summary_tells_the_sweeps_story(four_run_sweep, sweep_jobs):
     for job, row in rows.items():
         metrics = json.loads((four_run_sweep / job / "metrics.json").read_text())
         assert row["status"] == metrics["status"] and int(row["best_epoch"]) == metrics["best_epoch"]
-        assert float(row["wall_time_s"]) >= float(row["train_time_s"]) > 0
+        assert float(row["wall_time_s"]) >= float(row["train_time_s"]) >= 0  # tiny data: 0.0 s at 0.1 s precision
         assert row["tags"] == "smoke ci" and row["params"] == str(metrics["params"])
     md = (four_run_sweep / "summary.md").read_text()
     assert "Every run: trainer.max_epochs=2 data.val_size=100 logger=many tags=[smoke,ci]" in md

@@ -76,8 +76,10 @@ class FreshRunDirectory(Callback):
 def same_sweep(sweep_dir: Path, overrides: list[str]) -> None:
     """Stop unless ``sweep_dir`` holds a sweep of the same ``overrides`` (``resume=`` aside) to resume."""
     saved = sweep_dir / "multirun.yaml"
-    if not saved.is_file():
-        _stop(f"hydra.sweep.dir={sweep_dir} holds no sweep to resume (no multirun.yaml)")
+    if not saved.is_file():  # an Optuna search writes none: its study (optuna.db) says what it searched
+        if not (sweep_dir / "optuna.db").is_file():
+            _stop(f"hydra.sweep.dir={sweep_dir} holds no sweep to resume (no multirun.yaml, no optuna.db)")
+        return
     before = OmegaConf.select(OmegaConf.load(saved), "hydra.overrides.task", default=[]) or []
 
     def plain(items: list[str]) -> list[str]:

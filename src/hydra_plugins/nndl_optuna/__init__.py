@@ -1,5 +1,6 @@
 """An Optuna search that can be resumed: Hydra's Optuna sweeper, which with ``resume=true`` reloads its study from
-``optuna.db`` and runs only the trials still missing.
+``optuna.db`` and runs only the trials still missing. (Hydra builds sweepers only from its ``hydra_plugins``
+package: this is the lab's one module there.)
 
 The plugin's own sweeper reloads an existing study but runs ``n_trials`` more every time. Here, resumed, the trials
 that ended count towards ``n_trials``; a trial that was running when the search was stopped (an interrupted job)
@@ -10,7 +11,6 @@ is asked again first, with its parameters and its job number, so that its job re
 import logging
 from typing import Any
 
-import optuna
 from hydra.types import HydraContext, TaskFunction
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 from omegaconf import DictConfig
@@ -29,6 +29,8 @@ class ResumableOptunaSweeper(OptunaSweeper):
         return super().sweep(arguments)
 
     def _continue_study(self) -> None:
+        import optuna  # here, not when Hydra looks through its plugins at every start
+
         impl = self.sweeper
         try:
             study = optuna.load_study(study_name=impl.study_name, storage=impl.storage)
