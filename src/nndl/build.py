@@ -20,6 +20,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
+from nndl.callbacks import EpochProgressBar
 from nndl.data import MNISTDataModule
 from nndl.errors import ConfigError, NNDLError
 from nndl.interrupt import StopOnSignal
@@ -63,6 +64,8 @@ def build_run(cfg: DictConfig, purge_step: int | None = None) -> Run:
     logger = instantiate(cfg.logger, **resumed)
     callbacks = [instantiate(callback) for callback in cfg.callbacks.values()] + [StopOnSignal()]
     progress_bar = cfg.trainer.enable_progress_bar
+    if sys.stderr.isatty() if progress_bar is None else progress_bar:
+        callbacks.append(EpochProgressBar())  # "Epoch 2 of 0–29"
     precision, why = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)  # precision=auto: bf16 if native
     log.info(why)
     trainer: L.Trainer = instantiate(

@@ -4,6 +4,7 @@ import time
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 
 
@@ -126,3 +127,14 @@ class ParameterHistograms(L.Callback):
             writer.add_histogram(f"weights/{name}", parameter.detach().float(), global_step=step)
             if parameter.grad is not None:
                 writer.add_histogram(f"grads/{name}", parameter.grad.detach().float(), global_step=step)
+
+
+class EpochProgressBar(TQDMProgressBar):
+    """Lightning's progress bar, naming the epoch among all of the run's: "Epoch 2 of 0–29" (counted from 0, as
+    everywhere in the lab; Lightning's own says "Epoch 2"). Its steps are Lightning steps, each
+    ``data.mini_batches_per_step`` mini-batches."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *args: object) -> None:
+        super().on_train_epoch_start(trainer, *args)
+        if trainer.max_epochs and trainer.max_epochs > 0:
+            self.train_progress_bar.set_description(f"Epoch {trainer.current_epoch} of 0–{trainer.max_epochs - 1}")
