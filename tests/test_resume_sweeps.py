@@ -6,8 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
 PYTHONPATH = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])  # the tests' own callbacks
@@ -24,10 +22,6 @@ def train(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
         [sys.executable, str(ROOT / "scripts" / "train.py"), *args, "data.val_size=100"],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-
-
-def last_state(run: Path) -> dict[str, torch.Tensor]:
-    return torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
 
 
 def test_resume_refuses_what_would_change_the_experiment(shared_mnist, tmp_path):
