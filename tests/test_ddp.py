@@ -2,9 +2,6 @@
 mini-batch, the ranks keep identical parameters, and the metrics cover the whole test set."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,19 +9,12 @@ import torch
 
 from cli import run_script
 
-ROOT = Path(__file__).resolve().parents[1]
-TESTS = Path(__file__).resolve().parent
-PYTHONPATH = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])  # the tests' own callbacks
 MLP = ["trainer.max_epochs=2", "data.mini_batches_per_step=5", "optimizer.lr=1.0", "data.val_size=100", "threads=1"]
 
 
 def train(data_dir: Path, run: Path, *overrides: str) -> dict:
-    env = {**os.environ, "NNDL_DATA_DIR": str(data_dir), "PYTHONPATH": PYTHONPATH}
     keep = ["+callbacks.rank_params._target_=rank_params.SaveRankParams", f"+callbacks.rank_params.directory={run}"]
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "train.py"), *overrides, *keep, f"hydra.run.dir={run}"],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    result = run_script("train", *overrides, *keep, f"hydra.run.dir={run}", data_dir=data_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads((run / "metrics.json").read_text())
 

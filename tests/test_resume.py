@@ -1,18 +1,15 @@
 """Exact resume: a run killed by SIGTERM and resumed with ``resume=<run_dir>`` ends with the very parameters, bit for
-bit, and the metrics of the same run left alone; a sweep resumed keeps its finished jobs and completes the rest."""
+bit, and the metrics of the same run left alone (sweeps and searches: test_resume_sweeps.py)."""
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-TESTS = Path(__file__).resolve().parent
-PYTHONPATH = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])  # the tests' own callbacks
+from cli import run_script
+
 MLP = ["trainer.max_epochs=4", "model.dropout=0.2", "model.l2=1.0", "data.mini_batches_per_step=7"]
 CNN = [
     "model=cnn", "model.channels=[4,8]", "model.fc_sizes=[16]", "model.dropout=0.3", "trainer.max_epochs=4",
@@ -21,11 +18,7 @@ CNN = [
 
 
 def train(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "NNDL_DATA_DIR": str(data_dir), "PYTHONPATH": PYTHONPATH}  # tests/kill_after.py
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "train.py"), *args, "data.val_size=100"],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    return run_script("train", *args, "data.val_size=100", data_dir=data_dir)
 
 
 def last_state(run: Path) -> dict[str, torch.Tensor]:

@@ -1,27 +1,14 @@
 """Resuming sweeps and Optuna searches (``resume=true``), and what a resumed run refuses (``resume=<run_dir>``)."""
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-TESTS = Path(__file__).resolve().parent
-PYTHONPATH = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])  # the tests' own callbacks
-MLP = ["trainer.max_epochs=4", "model.dropout=0.2", "model.l2=1.0", "data.mini_batches_per_step=7"]
-CNN = [
-    "model=cnn", "model.channels=[4,8]", "model.fc_sizes=[16]", "model.dropout=0.3", "trainer.max_epochs=4",
-    "optimizer=adam", "scheduler=one_cycle", "data.mini_batches_per_step=3",
-]  # fmt: skip
+from cli import run_script
 
 
 def train(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "NNDL_DATA_DIR": str(data_dir), "PYTHONPATH": PYTHONPATH}  # tests/kill_after.py
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "train.py"), *args, "data.val_size=100"],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    return run_script("train", *args, "data.val_size=100", data_dir=data_dir)
 
 
 def test_resume_refuses_what_would_change_the_experiment(shared_mnist, tmp_path):
