@@ -44,6 +44,9 @@ CASES = {
         "MLP [784,100,10] sigmoid, cross-entropy, SGD η=0.5, mini-batch 10 (book ch. 3)",
         ("model.sizes=[784,100,10]", "model.init=default", "cost=cross_entropy", "optimizer.lr=0.5"),
     ),
+    "cnn_ch6_relu": Case(
+        "CNN of ch. 6 (ch6_relu): 2 conv-pool ReLU, fc 100, SGD η=0.03, mini-batch 10", ("experiment=ch6_relu",)
+    ),
 }
 
 
@@ -62,6 +65,7 @@ def reference_epoch(cfg, images, labels) -> float:
     if "channels_last" in cfg.model:
         cfg.model.channels_last = False
     model, cost = build_model(cfg), build(cfg.cost)
+    model.set_training_set(len(labels), -(-len(labels) // cfg.data.batch_size))  # L2's n, a schedule's length
     optimizer = model.configure_optimizers()
     start = time.perf_counter()
     autograd_epoch(model, cost, x_all, labels, torch.randperm(len(labels)), cfg.data.batch_size, optimizer)

@@ -6,7 +6,7 @@ import pytest
 
 from mnist_idx import write_mnist
 
-ROOT = Path(__file__).resolve().parents[1]
+pytest_plugins = ["sweep_runs"]  # the runs that tests of several modules read: four_run_sweep, default_run
 # One torch thread per process: the tests run on one worker per core (pyproject's -n auto), and the scripts they
 # start would otherwise each take every core, and wait on each other.
 os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -47,7 +47,10 @@ def test_the_four_equations_give_autograds_gradients(cost, activation):
 
 
 def fit(model: MLP, data_dir, tmp_path) -> None:
-    dm = MNISTDataModule(data_dir, batch_size=10, mini_batches_per_step=16, val_size=100, seed=3)
+    dm = MNISTDataModule(data_dir, batch_size=10, examples_per_step=160, val_size=100, seed=3)
+    dm.prepare_data()
+    dm.setup("fit")
+    model.set_training_set(dm.n_train, dm.mini_batches_per_epoch)
     trainer = L.Trainer(
         max_epochs=4, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp_path,

@@ -4,20 +4,14 @@ without a click. Skipped, with the reason, where Playwright or a Chromium is mis
 ``chromium`` and the ``playwright`` of the dev extra; no ``playwright install`` download is needed).
 ``NNDL_SCREENSHOTS=<dir>`` keeps the screenshots."""
 
-import contextlib
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["sweep_runs"]  # the four_run_sweep fixture
-SERVER_TIMEOUT_S = 60
+from cli import SERVER_TIMEOUT_S, tensorboard
+
 VIEWPORT = {"width": 1400, "height": 900}
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
@@ -29,42 +23,6 @@ def chromium() -> str:
     if not found:
         pytest.skip("no Chromium to drive (apt-get install chromium, or NNDL_CHROMIUM=<path>)")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def tensorboard(logdir: Path, log: Path):
-    """``tensorboard --logdir logdir`` on 127.0.0.1 and a free port; its base URL once it answers."""
-    port = free_port()
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1",
-             "--port", str(port)],
-            stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + SERVER_TIMEOUT_S
-            while True:
-                assert server.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, f"TensorBoard did not answer at {base} in {SERVER_TIMEOUT_S} s"
-                with contextlib.suppress(OSError):
-                    urllib.request.urlopen(f"{base}/data/runs", timeout=5).read()
-                    break
-                time.sleep(0.2)
-            yield base
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
 
 
 def test_hparams_table_opens_on_the_swept_keys_and_the_monitored_metric(four_run_sweep, sweep_jobs, tmp_path):

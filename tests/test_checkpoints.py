@@ -12,14 +12,13 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 
-from cli import run_script
+from cli import run_script, train
 from nndl.build import build_model
 from nndl.checkpoints import load_model, load_run_config, load_state_dict
 from nndl.costs import LogLikelihoodCost
 from nndl.data import MNISTDataModule
 from nndl.errors import CheckpointError, ConfigError
 from nndl.models import CNN
-from test_train import train
 
 # A small CNN with BatchNorm: conv weights kept channels-last, and buffers (running statistics) besides parameters.
 CNN_RUN = ["model=cnn", "model.channels=[4,8]", "model.fc_sizes=[16]", "model.batch_norm=true", "trainer.max_epochs=1"]

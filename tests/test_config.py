@@ -46,7 +46,7 @@ def test_every_option_composes_and_instantiates(group, option, tmp_path):
     model = build_model(cfg)
     x = torch.rand(2, 1) if curve else torch.rand(2, 1, 28, 28)
     assert model(x).shape == ((2, 1) if curve else (2, 10))
-    if cfg.get("scheduler") or cfg.model.get("l2"):  # need the run's length and data, which only the Trainer knows
+    if cfg.get("scheduler") or cfg.model.get("l2"):  # need the data (set_training_set) and the Trainer's epochs
         optimizer = instantiate(cfg.optimizer)(model.parameters())
         if cfg.get("scheduler"):
             schedule = instantiate(cfg.scheduler)(optimizer, total_steps=10)
@@ -119,3 +119,13 @@ def test_run_writes_under_its_run_dir(tmp_path):
     assert cfg.logger.save_dir == str(tmp_path)
     assert cfg.callbacks.model_checkpoint.dirpath == f"{tmp_path}/checkpoints"
     assert cfg.trainer.default_root_dir == str(tmp_path)
+
+
+def test_the_run_hands_the_model_its_training_set(shared_mnist, tmp_path):
+    overrides = [f"data.data_dir={shared_mnist}", "data.val_size=100", "data.download=false"]
+    run = build_run(compose_train([*overrides, "model.l2=1.0", "scheduler=one_cycle"], tmp_path))
+    assert (run.model.n_train, run.model.updates_per_epoch) == (500, 50)  # L2's n; 50 mini-batches of 10 an epoch
+    # one-cycle over 500 images in mini-batches of 125, one epoch: 4 updates, of which 0.25 rise
+    too_short = [*overrides, "scheduler=one_cycle", "data.batch_size=125", "trainer.max_epochs=1"]
+    with pytest.raises(ConfigError, match=r"scheduler.pct_start=0.25 of the run's 4 updates leaves"):
+        build_run(compose_train(too_short, tmp_path))

@@ -63,6 +63,13 @@ def test_output_activations(name, batch):
     torch.testing.assert_close(COSTS[name].output(z), expected)
 
 
+@pytest.mark.parametrize("name", COSTS)
+def test_each_cost_says_whether_its_output_layer_is_a_softmax(name, batch):
+    z, _, _ = batch
+    sums_to_one = torch.allclose(COSTS[name].output(z).sum(dim=1), torch.ones(len(z), dtype=z.dtype))
+    assert COSTS[name].softmax == sums_to_one == (name == "log_likelihood")
+
+
 def test_quadratic_cost_sums_over_outputs_unlike_mse_loss(batch):
     z, y, e_y = batch
     mse = torch.nn.functional.mse_loss(torch.sigmoid(z), e_y)  # averages over the 10 outputs too

@@ -45,7 +45,7 @@ def sizes(loader) -> list[list[int]]:
 
 
 def test_batches_are_float_images_in_unit_range(shared_mnist):
-    dm = datamodule(shared_mnist, batch_size=32, eval_batch_size=64, mini_batches_per_step=1)
+    dm = datamodule(shared_mnist, batch_size=32, eval_batch_size=64, examples_per_step=32)
     [(x, y)] = next(iter(dm.train_dataloader())).split()
     assert x.shape == (32, 1, 28, 28) and x.dtype == torch.float32 and y.shape == (32,) and y.dtype == torch.int64
     assert 0.0 <= x.min() and x.max() == 1.0
@@ -54,13 +54,20 @@ def test_batches_are_float_images_in_unit_range(shared_mnist):
 
 
 def test_a_training_step_takes_several_mini_batches(shared_mnist):
-    dm = datamodule(shared_mnist, batch_size=30, mini_batches_per_step=4)
+    dm = datamodule(shared_mnist, batch_size=30, examples_per_step=120)
     assert sizes(dm.train_dataloader()) == [[30] * 4] * 4 + [[20]]  # 500 images: 4 steps of 120, then 20
     assert sizes(dm.val_dataloader()) == [[100]]  # evaluation: one large batch per step
 
 
+def test_a_step_takes_the_whole_mini_batches_that_examples_per_step_holds(shared_mnist):
+    dm = datamodule(shared_mnist, batch_size=30, examples_per_step=100)  # 3 mini-batches of 30 per step
+    assert sizes(dm.train_dataloader()) == [[30] * 3] * 5 + [[30, 20]]  # 500 images: 5 steps of 90, then 50
+    dm = datamodule(shared_mnist, batch_size=30, examples_per_step=20)  # fewer than a mini-batch: one per step
+    assert sizes(dm.train_dataloader()) == [[30]] * 16 + [[20]]
+
+
 def test_training_order_is_reshuffled_each_epoch_and_seeded(shared_mnist):
-    dm = datamodule(shared_mnist, batch_size=100, mini_batches_per_step=5)
+    dm = datamodule(shared_mnist, batch_size=100, examples_per_step=500)
 
     def epoch_orders() -> list[torch.Tensor]:
         torch.manual_seed(7)
@@ -186,6 +193,7 @@ def test_images_of_the_wrong_size(mnist_dir):
     [
         ({"batch_size": 0}, r"data.batch_size=0 is out of range: it must be an integer ≥ 1"),
         ({"val_size": 60_000}, r"data.val_size=60000 is out of range: it must be an integer from 1 to 59999"),
+        ({"examples_per_step": 0}, r"data.examples_per_step=0 is out of range: it must be an integer ≥ 1"),
         ({"train_size": 501}, r"data.train_size=501 is out of range: only 500 training images remain"),
     ],
 )

@@ -7,14 +7,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from cli import run_script
+from cli import run_script, train
 
-MLP = ["trainer.max_epochs=2", "data.mini_batches_per_step=5", "optimizer.lr=1.0", "data.val_size=100", "threads=1"]
+MLP = ["trainer.max_epochs=2", "data.examples_per_step=50", "optimizer.lr=1.0", "threads=1"]
 
 
-def train(data_dir: Path, run: Path, *overrides: str) -> dict:
+def train_saving_ranks(data_dir: Path, run: Path, *overrides: str) -> dict:
+    """A run in ``run`` whose every process saves its parameters there (rankN.pt); returns its metrics."""
     keep = ["+callbacks.rank_params._target_=rank_params.SaveRankParams", f"+callbacks.rank_params.directory={run}"]
-    result = run_script("train", *overrides, *keep, f"hydra.run.dir={run}", data_dir=data_dir)
+    result = train(data_dir, *overrides, *keep, f"hydra.run.dir={run}")
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads((run / "metrics.json").read_text())
 
@@ -22,8 +23,8 @@ def train(data_dir: Path, run: Path, *overrides: str) -> dict:
 @pytest.fixture(scope="module")
 def runs(shared_mnist, tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("ddp")
-    train(shared_mnist, root / "single", *MLP)
-    train(shared_mnist, root / "ddp", *MLP, "trainer=ddp", "trainer.devices=2")
+    train_saving_ranks(shared_mnist, root / "single", *MLP)
+    train_saving_ranks(shared_mnist, root / "ddp", *MLP, "trainer=ddp", "trainer.devices=2")
     return root / "single", root / "ddp"
 
 
@@ -48,8 +49,8 @@ def test_the_metrics_cover_the_whole_test_set_and_are_written_once(runs, shared_
 
 
 def test_the_cnn_trains_on_two_processes(shared_mnist, tmp_path):
-    cnn = ["model=cnn", "model.channels=[4,8]", "model.fc_sizes=[16]", "trainer.max_epochs=1", "data.val_size=100"]
-    metrics = train(shared_mnist, tmp_path, *cnn, "trainer=ddp", "trainer.devices=2", "threads=1")
+    cnn = ["model=cnn", "model.channels=[4,8]", "model.fc_sizes=[16]", "trainer.max_epochs=1"]
+    metrics = train_saving_ranks(shared_mnist, tmp_path, *cnn, "trainer=ddp", "trainer.devices=2", "threads=1")
     assert metrics["status"] in ("ok", "no_learning")
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert all(torch.equal(rank0[name], rank1[name]) for name in rank0)

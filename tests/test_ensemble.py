@@ -1,20 +1,17 @@
 """The ensemble of chapter 6: majority vote and averaged probabilities of several networks' checkpoints."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
+from cli import ROOT, run_script
 from nndl.build import build_model
 from nndl.config import compose
 from nndl.ensemble import averaged, evaluate_ensemble, majority_vote
 from nndl.errors import CheckpointError
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_majority_decides_and_the_mean_probability_breaks_ties():
@@ -59,10 +56,7 @@ def test_an_ensemble_of_checkpoints_is_scored_on_the_test_set(shared_mnist, tmp_
     alone = evaluate_ensemble([runs[0]])  # one network: the vote and the mean are its own answer
     assert alone.vote == alone.mean == alone.members[0] == result.members[0]
 
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "ensemble.py"), *map(str, runs), "--json", str(tmp_path / "r.json")],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
-    )  # fmt: skip
+    out = run_script("ensemble", *map(str, runs), "--json", str(tmp_path / "r.json"))
     assert out.returncode == 0, out.stderr
     assert "majority vote of 3" in out.stdout and "averaged probabilities of 3" in out.stdout
     assert json.loads((tmp_path / "r.json").read_text())["vote"] == pytest.approx(result.vote)

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from cli import run_script
+from nndl.build import build_run
 from nndl.config import compose
+from nndl.loggers import tensorboard_logger
 
 pytest_plugins = ["sweep_runs"]  # the four_run_sweep fixture (logger=many: TensorBoard and CSV)
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,6 +40,16 @@ def test_the_summary_tells_the_sweeps_story(four_run_sweep, sweep_jobs):
     md = (four_run_sweep / "summary.md").read_text()
     assert "Every run: trainer.max_epochs=2 data.val_size=100 logger=many tags=[smoke,ci]" in md
     assert "| run | status | best_val_acc | best_epoch |" in md  # no overrides column: the names show them
+
+
+def test_a_curve_fit_logging_to_csv_only_trains_without_its_figure(tmp_path):
+    """The fit's figure is TensorBoard's: a run with other loggers only (no ``add_figure``) draws none."""
+    cfg = compose(ROOT / "conf", ["experiment=universality", "logger=csv", "trainer.max_epochs=1"], tmp_path)
+    run = build_run(cfg)
+    assert tensorboard_logger(run.trainer.loggers) is None
+    run.trainer.fit(run.model, datamodule=run.datamodule)
+    with open(tmp_path / "metrics.csv") as f:
+        assert [row["epoch"] for row in csv.DictReader(f) if row.get("val/loss")] == ["0.0"]
 
 
 def test_mlflow_run_is_read_back_by_mlflows_client(shared_mnist, tmp_path):

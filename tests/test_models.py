@@ -82,6 +82,8 @@ def test_cnn_is_configurable():
         (mlp, {"sizes": [784, 30, 9]}, r"model.sizes=\[784, 30, 9\] is not allowed"),
         (mlp, {"init": "xavier"}, r"model.init='xavier' is not allowed: choose one of large, default"),
         (cnn, {"channels": [8] * 5, "padding": 0}, r"model.channels=\[8, 8, 8, 8, 8\] .* shrinks the 28×28 image"),
+        (mlp, {"dropout": 1.0}, r"model.dropout=1.0 is out of range: it must be a number in \[0, 1\)"),
+        (cnn, {"dropout": -0.1}, r"model.dropout=-0.1 is out of range: it must be a number in \[0, 1\)"),
     ],
 )
 def test_bad_settings_name_the_key(factory, kwargs, message):

@@ -22,6 +22,13 @@ def cpuinfo(flags: str, processors: int = 2) -> str:
     )
 
 
+def assert_auto(resolved: tuple[str | int, str], chosen: str, *facts: str) -> None:
+    """``resolved`` chose ``chosen`` for ``trainer.precision=auto``, saying so, and its reason names ``facts``."""
+    assert resolved[0] == chosen
+    assert resolved[1].startswith(f"trainer.precision=auto → {chosen}: "), resolved[1]
+    assert all(fact in resolved[1] for fact in facts), (resolved[1], facts)
+
+
 @pytest.fixture
 def cpu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     """Set the text of this machine's /proc/cpuinfo (None: no such file)."""
@@ -61,18 +68,12 @@ def test_no_flags_to_read_is_not_native(cpu, text):
 
 def test_auto_takes_bf16_on_a_cpu_that_has_it(cpu):
     cpu(cpuinfo(SAPPHIRE_RAPIDS))
-    assert resolve_precision("auto", "cpu") == (
-        "bf16-mixed",
-        "trainer.precision=auto → bf16-mixed: this CPU has native bf16 (amx_bf16, avx512_bf16)",
-    )
+    assert_auto(resolve_precision("auto", "cpu"), "bf16-mixed", "CPU has native bf16", "(amx_bf16, avx512_bf16)")
 
 
 def test_auto_takes_float32_on_an_avx2_cpu(cpu):
     cpu(cpuinfo(AVX2))
-    assert resolve_precision("auto", "cpu") == (
-        "32-true",
-        "trainer.precision=auto → 32-true: this CPU has no native bf16 (no amx_bf16/avx512_bf16 flag)",
-    )
+    assert_auto(resolve_precision("auto", "cpu"), "32-true", "CPU has no native bf16", "amx_bf16/avx512_bf16")
 
 
 @pytest.mark.parametrize("value", ["32-true", "16-mixed", "64-true", 32, "bf16-true"])
@@ -104,18 +105,11 @@ def test_gpus_ask_torch(cpu, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
     for accelerator in ("gpu", "cuda", "auto"):
         assert not native_bf16(accelerator)
-        assert resolve_precision("auto", accelerator) == (
-            "32-true",
-            "trainer.precision=auto → 32-true: this GPU (NVIDIA Tesla T4) has no native bf16 "
-            "(NVIDIA's before Ampere emulate it)",
-        )
+        assert_auto(resolve_precision("auto", accelerator), "32-true", "(NVIDIA Tesla T4) has no native bf16")
     assert set(asked) == {False}  # emulation never counts as native
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *args: "NVIDIA H100")
-    assert resolve_precision("auto", "gpu") == (
-        "bf16-mixed",
-        "trainer.precision=auto → bf16-mixed: this GPU (NVIDIA H100) has native bf16",
-    )
+    assert_auto(resolve_precision("auto", "gpu"), "bf16-mixed", "(NVIDIA H100) has native bf16")
 
 
 def test_auto_accelerator_without_a_gpu_is_the_cpu(cpu, monkeypatch):
@@ -123,20 +117,14 @@ def test_auto_accelerator_without_a_gpu_is_the_cpu(cpu, monkeypatch):
     cpu(cpuinfo(AVX2))
     assert resolve_precision("auto", "auto")[0] == "32-true"
     cpu(cpuinfo(COOPER_LAKE))
-    assert resolve_precision("auto", "auto") == (
-        "bf16-mixed",
-        "trainer.precision=auto → bf16-mixed: this CPU has native bf16 (avx512_bf16)",
-    )
-    assert resolve_precision("auto", "gpu") == ("32-true", "trainer.precision=auto → 32-true: torch sees no CUDA GPU")
+    assert_auto(resolve_precision("auto", "auto"), "bf16-mixed", "CPU has native bf16", "(avx512_bf16)")
+    assert_auto(resolve_precision("auto", "gpu"), "32-true", "no CUDA GPU")
 
 
 def test_other_accelerators_are_not_known_native(cpu):
     cpu(cpuinfo(SAPPHIRE_RAPIDS))
     assert not native_bf16("mps")
-    assert resolve_precision("auto", "mps") == (
-        "32-true",
-        "trainer.precision=auto → 32-true: native bf16 on accelerator=mps is not known to this lab",
-    )
+    assert_auto(resolve_precision("auto", "mps"), "32-true", "accelerator=mps")
 
 
 def test_this_machine_gets_an_answer():

@@ -10,11 +10,10 @@ import torch
 from PIL import Image, ImageDraw
 from torch import nn
 
-from cli import run_script
+from cli import run_script, train
 from nndl.costs import LogLikelihoodCost
 from nndl.data import MNISTDataModule
 from nndl.models import MLP
-from test_train import train
 
 # An MLP with a softmax output that reads the generated digits perfectly after one epoch.
 MLP_RUN = ["cost=log_likelihood", "optimizer=adam", "optimizer.lr=0.01", "trainer.max_epochs=1"]
@@ -130,9 +129,8 @@ def test_inputs_that_do_not_exist_are_named(checkpoint, tmp_path):
     missing = tmp_path / "no_such_folder"
     result = run_script("predict", f"ckpt_path={checkpoint}", f"inputs={missing}", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.strip() == (
-        f"error: inputs={missing}: no such file or folder; expected an image file or a folder of images"
-    )
+    [error] = result.stderr.strip().splitlines()
+    assert error.startswith(f"error: inputs={missing}: no such file or folder")
 
 
 def test_nothing_readable_is_an_error(checkpoint, tmp_path):
@@ -141,11 +139,9 @@ def test_nothing_readable_is_an_error(checkpoint, tmp_path):
     (folder / "notes.txt").write_text("no image here\n")
     result = run_script("predict", f"ckpt_path={checkpoint}", f"inputs={folder}", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines() == [
-        f"warning: skipped {folder / 'notes.txt'}: not a readable image "
-        f"(UnidentifiedImageError: cannot identify image file '{folder / 'notes.txt'}')",
-        f"error: inputs={folder}: no readable image among its 1 file",
-    ]
+    warning, error = result.stderr.strip().splitlines()
+    assert warning.startswith(f"warning: skipped {folder / 'notes.txt'}: not a readable image (")
+    assert error.startswith(f"error: inputs={folder}: no readable image") and "1 file" in error
     assert result.stdout == ""
 
 
@@ -168,13 +164,10 @@ def test_every_unusable_input_is_named_and_skipped(checkpoint, shared_mnist, inp
     result = run_script("predict", f"ckpt_path={checkpoint}", f"inputs=[{listed}]", f"hydra.run.dir={out}")
     assert result.returncode == 0, result.stderr
     warnings = result.stderr.strip().splitlines()
-    assert warnings == [
-        f"warning: skipped inputs={missing}: no such file or folder; expected an image file or a folder of images",
-        f"warning: skipped inputs={empty}: the folder holds no files; expected images (PNG, JPEG, ...)",
-        f"warning: skipped {nan_tiff}: 1 of its 784 float pixels are NaN or infinite: no grey level can be read "
-        "from them",
-        warnings[3],
-    ]
+    assert len(warnings) == 4, warnings  # in the order listed
+    assert warnings[0].startswith(f"warning: skipped inputs={missing}: no such file or folder")
+    assert warnings[1].startswith(f"warning: skipped inputs={empty}: the folder holds no files")
+    assert warnings[2].startswith(f"warning: skipped {nan_tiff}: 1 of its 784 float pixels are NaN or infinite")
     assert warnings[3].startswith(f"warning: skipped {corrupt}: not a readable image (")
     [header, row] = result.stdout.splitlines()
     assert header.startswith("file") and re.match(rf"{re.escape(str(good))}\s+3\s", row)
@@ -185,11 +178,9 @@ def test_a_list_of_which_nothing_exists_is_an_error(checkpoint, tmp_path):
     listed = ",".join(f"'{path}'" for path in missing)
     result = run_script("predict", f"ckpt_path={checkpoint}", f"inputs=[{listed}]", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines() == [
-        *(
-            f"warning: skipped inputs={path}: no such file or folder; expected an image file or a folder of images"
-            for path in missing
-        ),
-        f"error: inputs={missing[0]}, {missing[1]}: no readable image; none of these is a file or a folder of files",
-    ]
+    *warnings, error = result.stderr.strip().splitlines()
+    assert len(warnings) == len(missing)
+    for warning, path in zip(warnings, missing, strict=True):
+        assert warning.startswith(f"warning: skipped inputs={path}: no such file or folder")
+    assert error.startswith(f"error: inputs={missing[0]}, {missing[1]}: no readable image")
     assert result.stdout == ""

@@ -52,8 +52,9 @@ def test_cnn_dropout_is_on_the_inputs_of_the_fully_connected_layers():
 
 def test_l2_and_optimizer_weight_decay_exclude_each_other():
     model = MLP(CrossEntropyCost(), functools.partial(torch.optim.SGD, lr=0.5, weight_decay=1e-4), nn.Sigmoid, l2=5.0)
+    model.set_training_set(n=1000, updates_per_epoch=100)
     with pytest.raises(ConfigError, match=r"set either model.l2 .* or optimizer.weight_decay, not both"):
-        model._parameter_groups()
+        model.configure_optimizers()
 
 
 def trainer_at(lr: float) -> SimpleNamespace:

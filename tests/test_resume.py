@@ -2,23 +2,18 @@
 bit, and the metrics of the same run left alone (sweeps and searches: test_resume_sweeps.py)."""
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 
-from cli import run_script
+from cli import forget_killer, killed_after, train
 
-MLP = ["trainer.max_epochs=4", "model.dropout=0.2", "model.l2=1.0", "data.mini_batches_per_step=7"]
+MLP = ["trainer.max_epochs=4", "model.dropout=0.2", "model.l2=1.0", "data.examples_per_step=70"]
 CNN = [
     "model=cnn", "model.channels=[4,8]", "model.fc_sizes=[16]", "model.dropout=0.3", "trainer.max_epochs=4",
-    "optimizer=adam", "scheduler=one_cycle", "data.mini_batches_per_step=3",
+    "optimizer=adam", "scheduler=one_cycle", "data.examples_per_step=150",
 ]  # fmt: skip
-
-
-def train(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    return run_script("train", *args, "data.val_size=100", data_dir=data_dir)
 
 
 def last_state(run: Path) -> dict[str, torch.Tensor]:
@@ -48,15 +43,12 @@ def whole_runs(shared_mnist, tmp_path_factory):
 def test_a_killed_run_resumed_ends_as_if_never_interrupted(shared_mnist, tmp_path, whole_runs, overrides, kill):
     resumed = tmp_path / "resumed"
     whole = whole_runs(overrides)  # the same run left alone
-    killer = ["+callbacks.kill._target_=kill_after.KillAfter", f"+callbacks.kill.{kill}"]
-    result = train(shared_mnist, *overrides, *killer, f"hydra.run.dir={resumed}")
+    result = train(shared_mnist, *overrides, *killed_after(kill), f"hydra.run.dir={resumed}")
     assert result.returncode == 143, result.stderr
     interrupted = json.loads((resumed / "metrics.json").read_text())
     assert interrupted["status"] == "interrupted" and interrupted["epochs"] < 4
 
-    # the killer is this test's, not the run's: the run's command line, as a scheduler's kill would leave it
-    saved = resumed / ".hydra" / "overrides.yaml"
-    saved.write_text("".join(line for line in saved.read_text().splitlines(True) if "callbacks.kill" not in line))
+    forget_killer(resumed / ".hydra" / "overrides.yaml")
     result = train(shared_mnist, f"resume={resumed}")
     assert result.returncode == 0, result.stderr
     expected, got = last_state(whole), last_state(resumed)

@@ -1,14 +1,8 @@
 """Resuming sweeps and Optuna searches (``resume=true``), and what a resumed run refuses (``resume=<run_dir>``)."""
 
 import json
-import subprocess
-from pathlib import Path
 
-from cli import run_script
-
-
-def train(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    return run_script("train", *args, "data.val_size=100", data_dir=data_dir)
+from cli import forget_killer, killed_after, train
 
 
 def test_resume_refuses_what_would_change_the_experiment(shared_mnist, tmp_path):
@@ -28,12 +22,11 @@ def test_resume_refuses_what_would_change_the_experiment(shared_mnist, tmp_path)
 def test_an_interrupted_sweep_resumed_ends_with_every_job_once(shared_mnist, tmp_path):
     sweep = tmp_path / "sweep"
     args = ["-m", "optimizer.lr=0.5,1.0,2.0,3.0", "trainer.max_epochs=2", f"hydra.sweep.dir={sweep}"]
-    killer = ["+callbacks.kill._target_=kill_after.KillAfter", "+callbacks.kill.epochs=1", "+callbacks.kill.job=1"]
+    killer = killed_after("epochs=1", "job=1")
     result = train(shared_mnist, *args, *killer)  # stopped during its second job, as a scheduler would stop it
     assert result.returncode == 143, result.stderr
     assert "Sweep of 4 runs: 1 ok, 1 interrupted, 2 not started" in result.stdout
-    for file in [sweep / "multirun.yaml", *sweep.glob("*/.hydra/overrides.yaml")]:  # the killer is the test's
-        file.write_text("".join(line for line in file.read_text().splitlines(True) if "callbacks.kill" not in line))
+    forget_killer(sweep / "multirun.yaml", *sweep.glob("*/.hydra/overrides.yaml"))
     first = json.loads(next(sweep.glob("0_*/metrics.json")).read_text())
 
     result = train(shared_mnist, *args, "resume=true")
@@ -50,10 +43,9 @@ def test_an_interrupted_optuna_search_resumed_runs_only_the_missing_trials(share
     sweep = tmp_path / "search"
     args = ["-m", "hparams_search=mlp_optuna", "hydra.sweeper.n_trials=3", "trainer.max_epochs=2",
             f"hydra.sweep.dir={sweep}"]  # fmt: skip
-    killer = ["+callbacks.kill._target_=kill_after.KillAfter", "+callbacks.kill.epochs=1", "+callbacks.kill.job=1"]
+    killer = killed_after("epochs=1", "job=1")
     assert train(shared_mnist, *args, *killer).returncode == 143
-    for file in sweep.glob("*/.hydra/overrides.yaml"):  # the killer is the test's
-        file.write_text("".join(line for line in file.read_text().splitlines(True) if "callbacks.kill" not in line))
+    forget_killer(*sweep.glob("*/.hydra/overrides.yaml"))
 
     result = train(shared_mnist, *args, "resume=true")
     assert result.returncode == 0, result.stderr

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from nndl.buildable import ACTIVATIONS, BUILDABLE, PARTIAL
 from nndl.config import compose
 from nndl.errors import ConfigError
-from nndl.run_config import ACTIVATIONS, BUILDABLE, PARTIAL, load_run_config
+from nndl.run_config import load_run_config
 
 ROOT = Path(__file__).resolve().parents[1]
 PAYLOAD_DIR = "PWNED"
@@ -67,7 +68,7 @@ def test_every_target_of_conf_is_in_the_list_and_every_listed_name_is_a_class():
         for file in folder.glob("*.yaml"):
             target = OmegaConf.load(file).get("_target_")
             if target is not None:
-                assert target in allowed, f"{file}: add {target} to nndl.run_config.BUILDABLE[{group!r}]"
+                assert target in allowed, f"{file}: add {target} to nndl.buildable.BUILDABLE[{group!r}]"
     assert PARTIAL <= BUILDABLE.keys()
 
 

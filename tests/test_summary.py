@@ -7,9 +7,11 @@ from types import SimpleNamespace
 import pytest
 from omegaconf import OmegaConf
 
-from nndl.hparams import job_name, short_value, swept_hparams, swept_keys
-from nndl.report import CHANCE, no_learning
-from nndl.summary import plot, styles
+from nndl.hparams import PRIMARY, swept_hparams
+from nndl.outcome import CHANCE, no_learning
+from nndl.run_names import job_name, short_value, swept_keys
+from nndl.summary_plot import plot, styles
+from nndl.tensorboard_hparams import BOOLEANS, FLOATS, STRINGS
 
 
 def test_a_job_is_named_after_what_varies():
@@ -45,6 +47,13 @@ def test_the_columns_a_sweep_varies():
     assert swept_hparams(cfg, ["cost", "optimizer"]) == (["cost", "optimizer"], ["lr"])
     primary, derived = swept_hparams(cfg, ["model", "callbacks.early_stopping.patience"])
     assert primary == ["model", "callbacks.early_stopping.patience"] and {"architecture", "params"} <= set(derived)
+
+
+def test_every_column_has_one_type_in_tensorboard():
+    """A column whose type changed from run to run would be dropped from the HPARAMS table."""
+    columns = {*PRIMARY.values(), "params", "tags", "status"}
+    assert columns <= STRINGS | BOOLEANS | FLOATS
+    assert not (STRINGS & BOOLEANS or STRINGS & FLOATS or BOOLEANS & FLOATS)
 
 
 @pytest.mark.parametrize("n", [4, 12, 18, 25])

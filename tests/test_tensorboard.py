@@ -4,10 +4,6 @@ histograms, and the scalars read back from a real ``tensorboard`` server over HT
 import contextlib
 import functools
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -22,6 +18,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 from torch import nn
 
+from cli import ROOT, SERVER_TIMEOUT_S, tensorboard
 from nndl import figures
 from nndl.callbacks import ParameterHistograms
 from nndl.config import compose
@@ -29,38 +26,16 @@ from nndl.costs import Cost, LogLikelihoodCost, QuadraticCost
 from nndl.data import MNISTDataModule
 from nndl.models import MLP
 from nndl.models.classifier import MostConfidentMistakes
+from sweep_runs import Run
 
-pytest_plugins = ["sweep_runs"]  # the four_run_sweep fixture: one 4-run sweep for the session
-ROOT = Path(__file__).resolve().parents[1]
 FIGURES = {"test/confusion_matrix", "test/most_confident_mistakes"}
-SERVER_TIMEOUT_S = 60
-
-
-def train(data_dir: Path, run_dir: Path, *overrides: str) -> Path:
-    """A finished one-epoch run of scripts/train.py on the tiny MNIST files; returns its run directory."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "train.py"),
-            "trainer.max_epochs=1",
-            "data.val_size=100",
-            f"hydra.run.dir={run_dir}",
-            *overrides,
-        ],
-        env={**os.environ, "NNDL_DATA_DIR": str(data_dir)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stderr
-    return run_dir
 
 
 @pytest.fixture(scope="module")
-def finished_run(shared_mnist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One run for all the tests that read a run: histograms on (they are off by default, tested in-process)."""
-    return train(shared_mnist, tmp_path_factory.mktemp("run"), "callbacks.histograms.every_n_epochs=1")
+def finished_run(default_run: Run) -> Path:
+    """The session's default run, for all the tests that read a run: two epochs, histograms on (they are off by
+    default, tested in-process)."""
+    return default_run.dir
 
 
 def events(run_dir: Path) -> EventAccumulator:
@@ -82,7 +57,7 @@ def test_the_histograms_flag_logs_every_parameter_and_its_gradient(finished_run)
     names = ["layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias"]  # the MLP [784, 30, 10]
     assert tags == {f"{kind}/{name}" for kind in ("weights", "grads") for name in names}
     grads = events(finished_run).Histograms("grads/layers.1.weight")
-    assert len(grads) == 1 and grads[0].histogram_value.num == 30 * 10
+    assert len(grads) == 2 and grads[0].histogram_value.num == 30 * 10  # one an epoch
     assert grads[0].histogram_value.sum_squares > 0  # a real gradient, not a cleared one
 
 
@@ -100,55 +75,31 @@ def test_histograms_are_off_by_default(shared_mnist, tmp_path):
     assert "train/loss" in run.Tags()["scalars"] and run.Tags()["histograms"] == []
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def get_json(url: str) -> object:
     with urllib.request.urlopen(url, timeout=10) as response:
         return json.load(response)
 
 
 def test_tensorboard_serves_the_runs_scalars_and_figures(finished_run, tmp_path):
-    executable = Path(sys.executable).with_name("tensorboard")
-    command = [str(executable)] if executable.is_file() else [sys.executable, "-m", "tensorboard.main"]
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "tensorboard.log").open("w")
-    server = subprocess.Popen(
-        [*command, "--logdir", str(finished_run), "--host", "127.0.0.1", "--port", str(port), "--load_fast=false"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
+    with tensorboard(finished_run, tmp_path / "tensorboard.log", "--load_fast=false") as base:
         deadline, tags = time.monotonic() + SERVER_TIMEOUT_S, {}
         while "val/acc" not in tags.get(".", {}):  # the server answers first, then loads the events
-            assert server.poll() is None, (tmp_path / "tensorboard.log").read_text()
             assert time.monotonic() < deadline, f"no val/acc from {base} in {SERVER_TIMEOUT_S} s"
-            with contextlib.suppress(OSError):  # not listening yet (URLError, ConnectionError are OSErrors)
+            with contextlib.suppress(OSError):  # a dropped connection (URLError, ConnectionError): asked again
                 tags = get_json(f"{base}/data/plugin/scalars/tags")
             time.sleep(0.2)
         assert get_json(f"{base}/data/runs") == ["."]  # the run directory itself holds the event files
         query = urllib.parse.urlencode({"run": ".", "tag": "val/acc"})
         points = get_json(f"{base}/data/plugin/scalars/scalars?{query}")  # [[wall_time, step, value], ...]
         metrics = json.loads((finished_run / "metrics.json").read_text())
-        assert len(points) == 1  # one epoch, one validation
-        assert points[0][2] == metrics["val/acc"] == events(finished_run).Scalars("val/acc")[0].value
+        assert [step for _, step, _ in points] == [0, 1]  # two epochs, a validation each
+        assert [value for _, _, value in points] == [event.value for event in events(finished_run).Scalars("val/acc")]
+        assert points[metrics["best_epoch"]][2] == metrics["val/acc"]
         assert set(get_json(f"{base}/data/plugin/images/tags")["."]) == FIGURES
         query = urllib.parse.urlencode({"run": ".", "tag": "test/confusion_matrix", "sample": 0})
         (image,) = get_json(f"{base}/data/plugin/images/images?{query}")
         with urllib.request.urlopen(f"{base}/data/plugin/images/individualImage?{image['query']}", timeout=10) as png:
             assert png.read(8) == b"\x89PNG\r\n\x1a\n"
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
 
 
 def test_most_confident_mistakes_keeps_the_top_k_of_all_batches():
@@ -327,4 +278,4 @@ def test_one_step_axis_epochs_for_epoch_scalars_updates_for_step_scalars(four_ru
 
 
 def test_histograms_are_on_the_epoch_axis(finished_run):
-    assert [h.step for h in events(finished_run).Histograms("weights/layers.0.weight")] == [0]
+    assert [h.step for h in events(finished_run).Histograms("weights/layers.0.weight")] == [0, 1]

@@ -3,34 +3,20 @@
 import csv
 import itertools
 import json
-import os
+import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-ROOT = Path(__file__).resolve().parents[1]
+from cli import run_script, train
+from sweep_runs import Run
+
 SCALARS = {"train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc"}
 HPARAM_KEYS = {"model", "architecture", "cost", "activation", "optimizer", "lr", "batch_size", "seed", "init"}
 HPARAM_METRICS = {"hp/val_acc", "hp/val_loss", "hp/test_acc", "hp/test_loss"}
-
-
-def train(data_dir: Path, *overrides: str, val_size: int | None = 100) -> subprocess.CompletedProcess:
-    """scripts/train.py with the MNIST files in ``data_dir`` (100 of their training images validate)."""
-    env = {**os.environ, "NNDL_DATA_DIR": str(data_dir)}
-    split = [f"data.val_size={val_size}"] if val_size else []
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "train.py"), *overrides, *split],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
 
 
 def read_run(run_dir: Path) -> tuple[set[str], dict, set[str]]:
@@ -47,19 +33,18 @@ def read_run(run_dir: Path) -> tuple[set[str], dict, set[str]]:
     return set(events.Tags()["scalars"]), hparams, {m.name.tag for m in metric_infos}
 
 
-def test_default_run_trains_tests_and_logs(shared_mnist, tmp_path):
-    result = train(shared_mnist, "trainer.max_epochs=2", f"hydra.run.dir={tmp_path}")
-    assert result.returncode == 0, result.stderr
-    assert "Final metrics" in result.stdout and "test/acc" in result.stdout
+def test_default_run_trains_tests_and_logs(default_run: Run):
+    run = default_run.dir
+    assert "Final metrics" in default_run.stdout and "test/acc" in default_run.stdout
 
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["epochs"] == 2 and metrics["best_epoch"] in (0, 1)
     assert metrics["test/acc"] > 0.5  # the generated digits are easy: a broken training loop stays near 0.1
-    assert Path(metrics["checkpoint"]).parent == tmp_path / "checkpoints"
-    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
-    assert (tmp_path / ".hydra" / "config.yaml").is_file()
+    assert Path(metrics["checkpoint"]).parent == run / "checkpoints"
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert (run / ".hydra" / "config.yaml").is_file()
 
-    tags, hparams, metric_tags = read_run(tmp_path)
+    tags, hparams, metric_tags = read_run(run)
     assert SCALARS | HPARAM_METRICS <= tags
     assert hparams["model"] == "mlp" and hparams["architecture"] == "784-30-10" and hparams["lr"] == 3.0
     assert HPARAM_KEYS <= hparams.keys()
@@ -67,7 +52,7 @@ def test_default_run_trains_tests_and_logs(shared_mnist, tmp_path):
 
 
 def test_cnn_with_adam(shared_mnist, tmp_path):
-    result = train(shared_mnist, "model=cnn", "optimizer=adam", "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}")
+    result = train(shared_mnist, "model=cnn", "optimizer=adam", "debug=fast", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr
     _, hparams, _ = read_run(tmp_path)
     assert (hparams["model"], hparams["cost"], hparams["optimizer"], hparams["batch_size"]) == (
@@ -79,30 +64,22 @@ def test_cnn_with_adam(shared_mnist, tmp_path):
     assert hparams["architecture"] == "conv16-conv32-fc100-10" and hparams["conv_activation"] == "relu"
 
 
-def test_multirun_logs_every_job_side_by_side(shared_mnist, tmp_path):
-    result = train(
-        shared_mnist,
-        "-m",
-        "cost=quadratic,log_likelihood",
-        "optimizer=sgd,adam",
-        "trainer.max_epochs=1",
-        f"hydra.sweep.dir={tmp_path}",
-    )
-    assert result.returncode == 0, result.stderr
-    jobs = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
+def test_multirun_logs_every_job_side_by_side(four_run_sweep):
+    """-m cost=quadratic,cross_entropy optimizer=sgd,adam: four jobs, each its own run directory."""
+    jobs = sorted(p.name for p in four_run_sweep.iterdir() if p.is_dir())
     assert jobs == [  # only what varies between the jobs
         "0_cost=quadratic,opt=sgd",
         "1_cost=quadratic,opt=adam",
-        "2_cost=log_likelihood,opt=sgd",
-        "3_cost=log_likelihood,opt=adam",
+        "2_cost=cross_entropy,opt=sgd",
+        "3_cost=cross_entropy,opt=adam",
     ]
     seen = set()
     for job in jobs:
-        tags, hparams, metric_tags = read_run(tmp_path / job)
+        tags, hparams, metric_tags = read_run(four_run_sweep / job)
         assert SCALARS | HPARAM_METRICS <= tags, job
         assert hparams.keys() == {"cost", "optimizer", "lr", "status"} and HPARAM_METRICS <= metric_tags
         seen.add((hparams["cost"], hparams["optimizer"]))
-    assert seen == {(c, o) for c in ("quadratic", "log_likelihood") for o in ("sgd", "adam")}
+    assert seen == {(c, o) for c in ("quadratic", "cross_entropy") for o in ("sgd", "adam")}
 
 
 def test_missing_data_is_one_clear_error(tmp_path):
@@ -133,21 +110,27 @@ def first_gradient_norms(run_dir: Path, layers: int) -> list[float]:
     return [events.Scalars(f"grad_norm/layer_{l}")[0].value for l in range(1, layers + 1)]
 
 
-def test_vanishing_gradients_earlier_layers_learn_slower(shared_mnist, tmp_path):
+@pytest.fixture(scope="module")
+def chapter5_sweep(shared_mnist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Chapter 5's networks of vanishing (job 0) and of exploding gradients (job 1), one epoch each, in one sweep."""
+    sweep = tmp_path_factory.mktemp("chapter5") / "sweep"
+    experiments = "experiment=ch5_784_30_30_30_30_10,ch5_exploding"
+    result = train(shared_mnist, "-m", experiments, "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr
+    return sweep
+
+
+def test_vanishing_gradients_earlier_layers_learn_slower(chapter5_sweep):
     """Chapter 5: in the [784, 30, 30, 30, 30, 10] sigmoid network, ‖∂C/∂b^l‖ grows from the first hidden
     layer to the last; each layer learns several times faster than the one before it."""
-    result = train(
-        shared_mnist, "experiment=ch5_784_30_30_30_30_10", "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}"
-    )
-    assert result.returncode == 0, result.stderr
-    speeds = first_gradient_norms(tmp_path, 5)
+    [run] = chapter5_sweep.glob("0_*")
+    speeds = first_gradient_norms(run, 5)
     assert all(earlier * 2 < later for earlier, later in itertools.pairwise(speeds[:4])), speeds
 
 
-def test_exploding_gradients_earlier_layers_learn_faster(shared_mnist, tmp_path):
-    result = train(shared_mnist, "experiment=ch5_exploding", "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}")
-    assert result.returncode == 0, result.stderr
-    speeds = first_gradient_norms(tmp_path, 5)
+def test_exploding_gradients_earlier_layers_learn_faster(chapter5_sweep):
+    [run] = chapter5_sweep.glob("1_*")
+    speeds = first_gradient_norms(run, 5)
     assert all(earlier > 2 * later for earlier, later in itertools.pairwise(speeds)), speeds
 
 
@@ -155,7 +138,7 @@ def test_universality_sweep_fits_better_with_more_hidden_neurons(tmp_path):
     """Chapter 4: one hidden layer approximates f(x); the figure of the fit lands in TensorBoard."""
     result = train(
         tmp_path / "no-mnist-needed", "-m", "experiment=universality", "model.hidden=2,50", "trainer.max_epochs=20",
-        f"hydra.sweep.dir={tmp_path / 'sweep'}", val_size=None,
+        f"hydra.sweep.dir={tmp_path / 'sweep'}", val_size=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     losses = {}
@@ -176,23 +159,22 @@ def test_a_run_without_validation_still_tests_and_reports(shared_mnist, tmp_path
 
 
 def summarize(directory: Path) -> subprocess.CompletedProcess:
-    script = ROOT / "scripts" / "summarize.py"
-    return subprocess.run([sys.executable, str(script), str(directory)], capture_output=True, text=True, timeout=120)
+    return run_script("summarize", str(directory))
 
 
-def test_summary_of_a_sweep_and_of_a_single_run(shared_mnist, tmp_path):
-    sweep = tmp_path / "sweep"
-    result = train(
-        shared_mnist, "-m", "cost=quadratic,log_likelihood", "trainer.max_epochs=2", f"hydra.sweep.dir={sweep}"
-    )
-    assert result.returncode == 0, result.stderr
+def test_summary_of_a_sweep_and_of_a_single_run(four_run_sweep, tmp_path):
+    sweep = Path(shutil.copytree(four_run_sweep, tmp_path / "sweep"))  # a copy: the other tests read the sweep's
+    for name in ("summary.csv", "summary.md", "curves.png"):  # as the sweep wrote them at its end: written again here
+        (sweep / name).unlink()
 
     assert summarize(sweep).returncode == 0
     with open(sweep / "summary.csv") as f:
         rows = list(csv.DictReader(f))
+    shared = "trainer.max_epochs=2 data.val_size=100 logger=many tags=[smoke,ci]"
     assert sorted(row["overrides"] for row in rows) == [
-        "cost=log_likelihood trainer.max_epochs=2 data.val_size=100",
-        "cost=quadratic trainer.max_epochs=2 data.val_size=100",
+        f"cost={cost} optimizer={optimizer} {shared}"
+        for cost in ("cross_entropy", "quadratic")
+        for optimizer in ("adam", "sgd")
     ]
     accs = [float(row["best_val_acc"]) for row in rows]
     assert accs == sorted(accs, reverse=True)
@@ -200,7 +182,7 @@ def test_summary_of_a_sweep_and_of_a_single_run(shared_mnist, tmp_path):
         assert row["status"] == "ok" and row["epochs"] == "2" and row["best_epoch"] in ("0", "1")
         metrics = json.loads((sweep / row["run"] / "metrics.json").read_text())
         assert float(row["test_acc"]) == pytest.approx(metrics["test/acc"], abs=1e-4)
-    assert (sweep / "summary.md").read_text().count("\n") == 6  # shared overrides, blank, header, rule, two runs
+    assert (sweep / "summary.md").read_text().count("\n") == 10  # overrides, tags, each + blank; header, rule, 4 runs
     assert (sweep / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
     single = next(p for p in sweep.iterdir() if p.is_dir())
@@ -211,15 +193,3 @@ def test_summary_of_a_sweep_and_of_a_single_run(shared_mnist, tmp_path):
 def test_summary_of_a_directory_without_runs(tmp_path):
     result = summarize(tmp_path)
     assert result.returncode == 1 and "no runs" in result.stderr
-
-
-def test_optuna_search_runs_trials_and_reports_the_best(shared_mnist, tmp_path):
-    result = train(
-        shared_mnist, "-m", "hparams_search=mlp_optuna", "hydra.sweeper.n_trials=2", "trainer.max_epochs=1",
-        f"hydra.sweep.dir={tmp_path}",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert "Best parameters: {" in result.stdout + result.stderr
-    best = OmegaConf.load(tmp_path / "optimization_results.yaml").best_params
-    assert set(best) == {"optimizer.lr", "data.batch_size", "model.l2", "model.sizes", "cost", "activation"}
-    assert len([p for p in tmp_path.iterdir() if (p / "metrics.json").is_file()]) == 2

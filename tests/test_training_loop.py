@@ -29,14 +29,15 @@ ETA, MINI_BATCH_SIZE, EPOCHS, SEED = 3.0, 10, 6, 5
          "softmax_l2_momentum_autograd"],
 )  # fmt: skip
 def test_lightning_training_equals_a_plain_sgd_loop(shared_mnist, tmp_path, cost, lmbda, momentum, backprop):
-    # 7 mini-batches per Lightning step: the 50 mini-batches of an epoch end on a partial step
-    dm = MNISTDataModule(shared_mnist, batch_size=MINI_BATCH_SIZE, mini_batches_per_step=7, val_size=100, seed=SEED)
+    # 70 images, 7 mini-batches, per Lightning step: the 50 mini-batches of an epoch end on a partial step
+    dm = MNISTDataModule(shared_mnist, batch_size=MINI_BATCH_SIZE, examples_per_step=70, val_size=100, seed=SEED)
     dm.prepare_data()
     dm.setup("fit")
     torch.manual_seed(0)
     eta = ETA if momentum == 0 else ETA / 10
     optimizer = functools.partial(torch.optim.SGD, lr=eta, momentum=momentum)
     model = MLP(cost, optimizer, nn.Sigmoid, sizes=[784, 30, 10], l2=lmbda, backprop=backprop)
+    model.set_training_set(dm.n_train, dm.mini_batches_per_epoch)
     reference = copy.deepcopy(model)
 
     trainer = L.Trainer(

@@ -246,8 +246,8 @@ def test_the_copied_constants_agree_with_the_models_and_data():
     assert validate.INITS == constant("models/mlp", "INITS")
     assert validate.BACKPROPS == constant("models/mlp", "BACKPROPS")
     assert validate.FUNCTIONS == constant("data/function", "FUNCTIONS")
-    assert validate.NUM_CLASSES == constant("costs", "NUM_CLASSES")
-    assert validate.IMAGE_SIZE == constant("models/cnn", "IMAGE_SIZE")
+    assert validate.NUM_CLASSES == constant("mnist_shape", "NUM_CLASSES")
+    assert validate.IMAGE_SIZE == constant("mnist_shape", "IMAGE_SIZE")
     assert validate.MNIST_TRAIN_IMAGES == constant("data/mnist", "MNIST_TRAIN_IMAGES")
     assert constant("precision", "AUTO") in validate.PRECISIONS
 

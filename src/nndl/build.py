@@ -57,12 +57,15 @@ def build_run(cfg: DictConfig, purge_step: int | None = None) -> Run:
             f"model={choices.get('model')} cannot train on data={choices.get('data')}: the digit classifiers "
             "(model=mlp, model=cnn) train on data=mnist, model=curve on data=function"
         )
+    model.set_training_set(datamodule.n_train, datamodule.mini_batches_per_epoch)  # L2's n, a schedule's length
+    check_warmup(cfg, datamodule.mini_batches_per_epoch)
     # A resumed run hides from TensorBoard what the interrupted one logged after its checkpoint: no step twice.
     resumed = (
         {"purge_step": purge_step} if purge_step and "TensorBoardLogger" in str(cfg.logger.get("_target_")) else {}
     )
     logger = instantiate(cfg.logger, **resumed)
-    callbacks = [instantiate(callback) for callback in cfg.callbacks.values()] + [StopOnSignal()]
+    # callbacks.<name>=null turns one off, as in lightning-hydra-template
+    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None] + [StopOnSignal()]
     progress_bar = cfg.trainer.enable_progress_bar
     if sys.stderr.isatty() if progress_bar is None else progress_bar:
         callbacks.append(EpochProgressBar())  # "Epoch 2 of 0–29"
@@ -88,6 +91,20 @@ def build_model(cfg: DictConfig) -> Network:
         scheduler=build(cfg.scheduler) if cfg.get("scheduler") else None,
         _convert_="all",  # plain lists in the model's hyperparameters, not OmegaConf containers
     )
+
+
+def check_warmup(cfg: DictConfig, updates_per_epoch: int) -> None:
+    """A schedule that rises over ``scheduler.pct_start`` of the run's updates (one-cycle) must rise over 2 or more:
+    ``ConfigError`` when the run is too short for that."""
+    warmup, epochs = (cfg.get("scheduler") or {}).get("pct_start"), cfg.trainer.get("max_epochs")
+    if warmup is None or not epochs or epochs < 1:
+        return
+    total_steps = epochs * updates_per_epoch
+    if warmup * total_steps <= 1:  # the rise would take one update or none
+        raise ConfigError(
+            f"scheduler.pct_start={warmup} of the run's {total_steps} updates leaves the schedule's rise under "
+            "2 updates: train longer (trainer.max_epochs, data.train_size, data.batch_size) or raise pct_start"
+        )
 
 
 def build(config: Any, **kwargs: Any) -> Any:

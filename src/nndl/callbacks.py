@@ -44,7 +44,8 @@ class EpochTimer(L.Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: object, batch: object, batch_idx: int
     ) -> None:
         # The x value of the step-level scalars (train/loss_step, grad_norm/...): the update count (one Lightning
-        # step holds data.mini_batches_per_step updates); the epoch-level ones log theirs (Network._log_epoch).
+        # step holds the mini-batches of data.examples_per_step examples, one update each); the epoch-level ones log
+        # theirs (EpochRecords._log_epoch).
         pl_module.log("step", float(trainer.global_step), on_step=True, on_epoch=False, batch_size=1)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -131,8 +132,8 @@ class ParameterHistograms(L.Callback):
 
 class EpochProgressBar(TQDMProgressBar):
     """Lightning's progress bar, naming the epoch among all of the run's: "Epoch 2 of 0–29" (counted from 0, as
-    everywhere in the lab; Lightning's own says "Epoch 2"). Its steps are Lightning steps, each
-    ``data.mini_batches_per_step`` mini-batches."""
+    everywhere in the lab; Lightning's own says "Epoch 2"). Its steps are Lightning steps, each the mini-batches
+    of ``data.examples_per_step`` examples."""
 
     def on_train_epoch_start(self, trainer: L.Trainer, *args: object) -> None:
         super().on_train_epoch_start(trainer, *args)

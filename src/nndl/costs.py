@@ -8,7 +8,9 @@ Each cost has, as in the book's ``network2.py``:
 
 - ``__call__(z, y)``: the cost C averaged over the mini-batch (y holds digit labels 0–9),
 - ``output(z)``: the output activations a^L,
-- ``delta(z, y)``: the output error δ^L = ∂C_x/∂z^L of each example in closed form (equation BP1).
+- ``delta(z, y)``: the output error δ^L = ∂C_x/∂z^L of each example in closed form (equation BP1),
+
+and says whether its output layer is a softmax (``softmax``): then a^L is a probability distribution over the digits.
 """
 
 from typing import Protocol
@@ -17,11 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-NUM_CLASSES = 10
+from nndl.mnist_shape import NUM_CLASSES
 
 
 class Cost(Protocol):
     """What a model needs of a cost; conf/cost/*.yaml instantiates one of the classes below."""
+
+    softmax: bool  # whether a^L is a softmax layer's output, which sums to 1 over the outputs
 
     def __call__(self, z: Tensor, y: Tensor) -> Tensor: ...
     def output(self, z: Tensor) -> Tensor: ...
@@ -38,6 +42,8 @@ class QuadraticCost:
 
     Not ``nn.MSELoss()``: that averages over the 10 outputs as well, dividing the cost and its gradient by 10.
     """
+
+    softmax = False
 
     def __call__(self, z: Tensor, y: Tensor) -> Tensor:
         a = torch.sigmoid(z)
@@ -58,6 +64,8 @@ class CrossEntropyCost:
     Computed from the logits with ``binary_cross_entropy_with_logits``, which stays finite where a^L rounds to 0 or 1.
     """
 
+    softmax = False
+
     def __call__(self, z: Tensor, y: Tensor) -> Tensor:
         return F.binary_cross_entropy_with_logits(z, one_hot(y, z), reduction="sum") / z.shape[0]
 
@@ -75,6 +83,8 @@ class LogLikelihoodCost:
     PyTorch's ``cross_entropy`` on the logits is exactly this (log-softmax followed by the negative log-likelihood).
     """
 
+    softmax = True
+
     def __call__(self, z: Tensor, y: Tensor) -> Tensor:
         return F.cross_entropy(z, y)
 
@@ -89,6 +99,8 @@ class LogLikelihoodCost:
 class SquaredError:
     """C = ½ (y − a)² with a single linear output neuron a = z: the quadratic cost for a real-valued target,
     as when a network approximates a function (chapter 4). Here y holds the targets themselves."""
+
+    softmax = False
 
     def __call__(self, z: Tensor, y: Tensor) -> Tensor:
         return 0.5 * (z - y).pow(2).sum(dim=1).mean()

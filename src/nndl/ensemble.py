@@ -19,12 +19,11 @@ from typing import TYPE_CHECKING
 
 from nndl.checkpoints import checkpoint_file, find_run_config
 from nndl.errors import CheckpointError, ConfigError
+from nndl.mnist_shape import NUM_CLASSES
 from nndl.run_config import MODEL_GROUPS, load_run_config
 
 if TYPE_CHECKING:
     from torch import Tensor
-
-NUM_CLASSES = 10
 
 
 def majority_vote(probabilities: Tensor) -> Tensor:

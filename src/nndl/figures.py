@@ -1,18 +1,25 @@
-"""The figures the digit classifiers put in TensorBoard at the end of a test pass.
+"""The lab's figures, drawn off-screen: the digit classifiers' test figures, and ``agg_figure``, the blank figure
+every figure of the lab starts from (these, the curve fit's, a sweep's ``curves.png``).
 
-Drawn on matplotlib ``Figure`` objects with the Agg canvas (what ``SummaryWriter.add_figure`` renders with):
-no display is needed and pyplot's process-wide backend is left alone. Rendering is what costs here (0.3–0.45 s
-for both on the project's CPU), so the layouts are fixed rather than computed (matplotlib's constrained layout would
-double it) and the grid of digits is one image with the labels written between them, not 25 Axes.
+``agg_figure`` is a matplotlib ``Figure`` on its own Agg canvas (what ``SummaryWriter.add_figure`` and
+``Figure.savefig`` render with): no display is needed and pyplot's process-wide backend is left alone — nothing in
+the lab calls ``matplotlib.use``. Drawing is most of what the test figures cost, so their layouts are fixed rather
+than computed, and the grid of digits is one image with the labels written between them, not 25 Axes (timings:
+docs/tensorboard.md).
 """
 
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
-from torch import Tensor
+
+if TYPE_CHECKING:  # the sweep summary draws with agg_figure without loading torch
+    from torch import Tensor
 
 COLUMNS = 5  # digits per row of the mistakes grid
 PAD, LABEL_SPACE = 4, 12  # pixels between the digits, and above each for its label
@@ -24,7 +31,7 @@ def confusion_matrix(counts: Tensor) -> Figure:
     counts = counts.long()
     total, right = int(counts.sum()), int(counts.trace())
     rates = (counts / counts.sum(dim=1, keepdim=True).clamp(min=1)).numpy()
-    fig = _figure(5.4, 4.6)
+    fig = agg_figure(5.4, 4.6)
     ax = fig.add_axes((0.1, 0.1, 0.7, 0.82))
     image = ax.imshow(rates, cmap="Blues", norm=PowerNorm(gamma=0.3, vmin=0.0, vmax=1.0))
     for (true, predicted), n in np.ndenumerate(counts.numpy()):
@@ -52,7 +59,7 @@ def mistakes(images: Tensor, labels: Tensor, predictions: Tensor, outputs: Tenso
     mosaic = np.zeros((rows * cell_h, COLUMNS * cell_w), dtype=np.float32)
     width_in = COLUMNS * 1.15
     image_in = width_in * mosaic.shape[0] / mosaic.shape[1]  # the mosaic's height at the figure's width
-    fig = _figure(width_in, image_in + 0.35)
+    fig = agg_figure(width_in, image_in + 0.35)
     ax = fig.add_axes((0.0, 0.0, 1.0, image_in / (image_in + 0.35)))
     for i, (image, label, prediction, output) in enumerate(
         zip(images, labels.tolist(), predictions.tolist(), outputs.tolist(), strict=True)
@@ -72,7 +79,8 @@ def mistakes(images: Tensor, labels: Tensor, predictions: Tensor, outputs: Tenso
     return fig
 
 
-def _figure(width: float, height: float) -> Figure:
+def agg_figure(width: float, height: float) -> Figure:
+    """A blank ``width`` × ``height`` inch figure at 100 dpi on the Agg canvas: drawn off-screen, without pyplot."""
     fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
     return fig

@@ -8,6 +8,8 @@
   each run named after its directory; see it with ``mlflow ui --backend-store-uri sqlite:///outputs/mlflow.db``.
 - ``logger=many``: TensorBoard and CSV together.
 
+``tensorboard_logger`` finds a run's TensorBoard logger among its loggers: the models' figures go there only.
+
 ``tags=[...]`` (conf/train.yaml) go into every logger: MLflow run tags (``<tag>: true``), the ``tags`` of
 ``hparams.yaml`` and of TensorBoard's HPARAMS, and the sweep's summary.
 """
@@ -15,11 +17,12 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import CSVLogger as _CSVLogger
-from lightning.pytorch.loggers import Logger
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.loggers import MLFlowLogger as _MLFlowLogger
 
 # The run directory holds Hydra's files before the logger starts: nothing to warn about, metrics.csv is its own.
@@ -55,3 +58,9 @@ class MLFlowLogger(_MLFlowLogger):
 def many(**loggers: Logger) -> list[Logger]:
     """Several loggers at once (conf/logger/many.yaml): the Trainer takes a list."""
     return list(loggers.values())
+
+
+def tensorboard_logger(loggers: Iterable[Logger]) -> TensorBoardLogger | None:
+    """The run's TensorBoard logger, if it has one (``None`` with no logger or only others): figures and images
+    go to TensorBoard only, the other loggers have no place for them."""
+    return next((logger for logger in loggers if isinstance(logger, TensorBoardLogger)), None)

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nndl.costs import NUM_CLASSES, CrossEntropyCost, LogLikelihoodCost, QuadraticCost
+from nndl.costs import CrossEntropyCost, LogLikelihoodCost, QuadraticCost
+from nndl.mnist_shape import NUM_CLASSES
 
 
 def inputs(images: Tensor) -> Tensor:

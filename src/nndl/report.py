@@ -17,9 +17,12 @@ from omegaconf import DictConfig, OmegaConf
 from nndl.build import Run
 from nndl.callbacks import EpochTimer
 from nndl.divergence import Diverged
-from nndl.hparams import run_record, sweep_record, swept_hparams, swept_keys, write_tensorboard
+from nndl.hparams import run_record, sweep_record, swept_hparams
 from nndl.interrupt import Interrupted
 from nndl.models import Network
+from nndl.outcome import no_learning, worst_value
+from nndl.run_names import swept_keys
+from nndl.tensorboard_hparams import write_tensorboard
 
 log = logging.getLogger(__name__)
 CONFIG_TREE = "config_tree.txt"
@@ -67,7 +70,7 @@ def report_interrupted(run_dir: Path, err: Interrupted) -> None:
 
 def report_diverged(cfg: DictConfig, run: Run, err: Diverged, run_dir: Path) -> float:
     """A diverged run is not tested: it is marked ``diverged`` and gives the sweeper the worst value."""
-    worst = float(cfg.monitor_worst)
+    worst = worst_value(cfg)
     log_final(run, cfg, "diverged", {cfg.monitor: worst})
     report = {
         "status": "diverged",
@@ -83,9 +86,6 @@ def report_diverged(cfg: DictConfig, run: Run, err: Diverged, run_dir: Path) -> 
     return worst
 
 
-CHANCE = 0.12  # best val/acc at or below this: chance for 10 balanced digits (0.1), give or take the noise
-
-
 def log_final(
     run: Run, cfg: DictConfig, status: str, final: dict[str, float], step: int | None = None
 ) -> dict[str, Any]:
@@ -93,8 +93,8 @@ def log_final(
     and TensorBoard's ``hparams.yaml``, MLflow's params); returns what ``hparams.yaml`` holds.
 
     In a sweep, TensorBoard's record holds only what the sweep varies, with the experiment's configuration: the
-    swept keys first, then the final metrics, the monitored one first (``nndl.hparams``). ``step``: the epoch the
-    final metrics belong to (the best one), on the epoch axis of the other epoch-level scalars."""
+    swept keys first, then the final metrics, the monitored one first (``nndl.tensorboard_hparams``). ``step``: the
+    epoch the final metrics belong to (the best one), on the epoch axis of the other epoch-level scalars."""
     hydra = HydraConfig.get()
     run_dir = Path(hydra.runtime.output_dir)
     full = {**run_hparams(cfg, run.model, run.datamodule), "status": status}
@@ -162,20 +162,6 @@ def run_hparams(cfg: DictConfig, model: Network, datamodule: L.LightningDataModu
     train_data = getattr(datamodule, "train_data", None)
     train_size = len(train_data[1]) if train_data is not None else None
     return run_record(cfg, model, train_size, HydraConfig.get().runtime.choices)
-
-
-def no_learning(cfg: DictConfig, run: Run, best: dict[str, Any]) -> str | None:
-    """Why a run that trained did not learn, or ``None``: its best val/acc at chance (``CHANCE``), or its training
-    loss ending above where it started (the untrained network's first mini-batch, as the divergence guard
-    judges, else the first epoch's)."""
-    if "val/acc" in best and best["val/acc"] <= CHANCE:
-        return f"best val/acc {best['val/acc']:.4f} is at chance (≤ {CHANCE} for 10 digits)"
-    losses = getattr(run.model, "train_losses", [])
-    guards = [c for c in run.trainer.callbacks if isinstance(getattr(c, "initial_loss", None), float)]
-    start = guards[0].initial_loss if guards else (losses[0] if losses else None)
-    if losses and start is not None and losses[-1] > start:
-        return f"the training loss ended at {losses[-1]:.4g}, above its start ({start:.4g})"
-    return None
 
 
 def report_ok(cfg: DictConfig, run: Run, best: dict[str, Any], final: dict[str, float], best_path: str) -> None:

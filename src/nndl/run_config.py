@@ -10,10 +10,11 @@ whatever it names, so it is treated as untrusted input. The rule, in order:
    containers; a string that still reads ``${`` afterwards (an escaped ``\\${...}``, which would come alive
    again when the config is re-created) is refused.
 3. Only the groups that will be built are kept, with the top-level plain values (``seed``, ``monitor``). In
-   them, every ``_target_`` must be one of ``BUILDABLE`` — exact class names, each allowed in one place only (an
-   optimizer where the optimizer goes, an activation where an activation goes); ``_partial_`` is allowed where the
-   lab itself uses it (``PARTIAL``), and no other Hydra key (``_args_``, ``_recursive_``, ``_convert_``, ...)
-   anywhere. Of the Trainer's settings only ``TRAINER_KEYS``, plain values, are kept.
+   them, every ``_target_`` must be one of ``BUILDABLE`` (``nndl.buildable``) — exact class names, each allowed
+   in one place only (an optimizer where the optimizer goes, an activation where an activation goes);
+   ``_partial_`` is allowed where the lab itself uses it (``PARTIAL``), and no other Hydra key (``_args_``,
+   ``_recursive_``, ``_convert_``, ...) anywhere. Of the Trainer's settings only ``TRAINER_KEYS``, plain values,
+   are kept.
 4. The checked container is frozen (a read-only ``DictConfig``) and that very object is what gets built.
 
 Anything else is refused with one line naming the key and the value, before anything is built or loaded.
@@ -31,26 +32,13 @@ from omegaconf.errors import GrammarParseError, OmegaConfBaseException
 from omegaconf.grammar.gen.OmegaConfGrammarParser import OmegaConfGrammarParser
 from omegaconf.grammar_parser import parse
 
+from nndl.buildable import check_targets
 from nndl.errors import ConfigError
 
 RUN_CONFIG = Path(".hydra") / "config.yaml"
 MODEL_GROUPS = ("model", "cost", "activation", "optimizer", "scheduler")  # what nndl.build.build_model reads
 REQUIRED_GROUPS = ("model", "cost", "activation", "optimizer")
 
-ACTIVATIONS = frozenset(f"torch.nn.{name}" for name in ("GELU", "Identity", "LeakyReLU", "ReLU", "Sigmoid", "Tanh"))
-# The classes a run's config may build, by where they stand. Every _target_ of conf/ is here (a test checks it).
-BUILDABLE: dict[str, frozenset[str]] = {
-    "model": frozenset({"nndl.models.MLP", "nndl.models.CNN", "nndl.models.curve.CurveFit"}),
-    "model.conv_activation": ACTIVATIONS,
-    "cost": frozenset(
-        f"nndl.costs.{name}" for name in ("QuadraticCost", "CrossEntropyCost", "LogLikelihoodCost", "SquaredError")
-    ),
-    "activation": ACTIVATIONS,
-    "optimizer": frozenset({"torch.optim.SGD", "torch.optim.Adam", "torch.optim.RMSprop"}),
-    "scheduler": frozenset({"torch.optim.lr_scheduler.OneCycleLR"}),
-    "data": frozenset({"nndl.data.MNISTDataModule", "nndl.data.function.FunctionDataModule"}),
-}
-PARTIAL = frozenset({"activation", "model.conv_activation", "optimizer", "scheduler"})  # built later, with args
 # What an evaluation takes from the run's Trainer settings; the rest (loggers, callbacks, paths) is its own.
 TRAINER_KEYS = ("accelerator", "devices", "precision", "deterministic")
 
@@ -150,39 +138,6 @@ def _has_resolver(value: str) -> bool:
             return True
         nodes.extend(getattr(node, "children", None) or [])
     return False
-
-
-def check_targets(node: Any, place: str, where: str) -> None:
-    """``ConfigError`` unless every Hydra key under ``node`` (the resolved group ``place``) is allowed."""
-    for key, value in _hydra_keys(node, place):
-        parent = key.rsplit(".", 1)[0]
-        name = key.rsplit(".", 1)[1]
-        if name == "_target_":
-            allowed = BUILDABLE.get(parent)
-            if allowed is None:
-                raise ConfigError(f"{where}: {key}={value!r} is not allowed: nothing is built at {parent}")
-            if value not in allowed:
-                raise ConfigError(
-                    f"{where}: {key}={value!r} is not allowed: {parent} may only build {', '.join(sorted(allowed))}"
-                )
-        elif name == "_partial_":
-            if parent not in PARTIAL or not isinstance(value, bool):
-                raise ConfigError(f"{where}: {key}={value!r} is not allowed here")
-        else:
-            raise ConfigError(f"{where}: {key}={value!r} is not allowed: a run's config may not use {name}")
-
-
-def _hydra_keys(node: Any, place: str) -> Iterator[tuple[str, Any]]:
-    """Every key of the form ``_name_`` under ``node``, with its full name and value."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            full = f"{place}.{key}"
-            if isinstance(key, str) and key.startswith("_") and key.endswith("_") and len(key) > 1:
-                yield full, value
-            yield from _hydra_keys(value, full)
-    elif isinstance(node, list):
-        for i, item in enumerate(node):
-            yield from _hydra_keys(item, f"{place}[{i}]")
 
 
 def _strings(node: Any, place: str) -> Iterator[tuple[str, str]]:

@@ -19,6 +19,7 @@ from nndl.build import build_run
 from nndl.divergence import Diverged
 from nndl.errors import NNDLError
 from nndl.interrupt import Interrupted, interruptible
+from nndl.outcome import worst_value
 from nndl.report import report_diverged, report_interrupted, report_ok, show_config, write_metrics
 from nndl.resume import FINISHED, checkpoint_step, job_state, resume_from
 from nndl.summary import SweepSummary
@@ -44,7 +45,7 @@ def main(cfg: DictConfig) -> float:
         status, report = job_state(run_dir)
         if status in FINISHED:
             print(f"Job {hydra.job.num} ended {status} already: kept as it is ({run_dir})")
-            return float(report.get(cfg.monitor, cfg.monitor_worst) if status == "ok" else cfg.monitor_worst)
+            return float(report.get(cfg.monitor, worst_value(cfg)) if status == "ok" else worst_value(cfg))
     try:
         with interruptible():
             return train(cfg)
@@ -66,7 +67,7 @@ def main(cfg: DictConfig) -> float:
                 sys.exit(1)
             raise
         print(f"error: job {hydra.job.num} failed: {error}", file=sys.stderr)
-        return float(cfg.monitor_worst)  # as a diverged run: every sweeper carries on, the summary tells them apart
+        return worst_value(cfg)  # as a diverged run: every sweeper carries on, the summary tells them apart
 
 
 def train(cfg: DictConfig) -> float:
@@ -89,7 +90,7 @@ def train(cfg: DictConfig) -> float:
         test = trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False, weights_only=True)
         test = {name: value for name, value in test[0].items() if name.startswith("test/")}  # not the x values
     except Diverged as err:
-        return report_diverged(cfg, run, err, run_dir) if trainer.is_global_zero else float(cfg.monitor_worst)
+        return report_diverged(cfg, run, err, run_dir) if trainer.is_global_zero else worst_value(cfg)
     except (Interrupted, SIGTERMException) as err:  # Lightning's own, should it stop the loop before StopOnSignal
         interrupted = err if isinstance(err, Interrupted) else Interrupted(signal.SIGTERM)
         interrupted.trainer = trainer  # for main's report: the epochs completed

@@ -2,9 +2,11 @@
 
 MNIST fits in memory as uint8 (47 MB for the 60,000 training images), so fetching is one indexing operation and
 one conversion to float: no per-example ``__getitem__``, PIL transform or collate. Each fetch serves a whole
-Lightning step: ``mini_batches_per_step`` consecutive mini-batches of the epoch's order, carried as one tensor
-of images and one of labels (``MiniBatches``), which the model splits. Every step of per-step work — fetching,
-moving to the device, Lightning's bookkeeping — is thus paid once for many mini-batches.
+Lightning step: consecutive mini-batches of the epoch's order, as many whole ones as ``examples_per_step``
+(``data.examples_per_step``) holds, carried as one tensor of images and one of labels (``MiniBatches``), which the
+model splits, one update each. Every piece of per-step work — fetching, moving to the device, Lightning's
+bookkeeping — is thus paid once for many mini-batches; the mini-batches, and their order, are the same whatever
+the step's size.
 
 The DataLoader still drives the sampling, so Lightning can wrap the sampler for multi-GPU runs (each process
 then trains on its share of the steps).
@@ -106,17 +108,24 @@ class Chunks(Sampler[Tensor]):
             self.skip = int(state["skip"])
 
 
+def mini_batches_per_step(examples_per_step: int | None, batch_size: int) -> int:
+    """How many mini-batches of ``batch_size`` one Lightning step holds: as many whole ones as ``examples_per_step``
+    holds, at least one; one when ``examples_per_step`` is ``None``."""
+    return max(1, (examples_per_step or 0) // batch_size)
+
+
 def batch_loader(
     inputs: Tensor,
     targets: Tensor,
     batch_size: int,
     shuffle: bool,
-    mini_batches_per_step: int = 1,
+    examples_per_step: int | None = None,
     generator: torch.Generator | None = None,
     transform: Callable[[Tensor], Tensor] | None = unit_pixels,
     shard: tuple[int, int] = (0, 1),
 ) -> DataLoader:
-    """A DataLoader of ``MiniBatches``: ``mini_batches_per_step`` mini-batches of ``batch_size`` per step.
+    """A DataLoader of ``MiniBatches``: per step, the mini-batches of ``batch_size`` that ``examples_per_step`` holds
+    (``mini_batches_per_step``; one mini-batch per step when ``None``).
 
     Every example comes once per epoch, in a new order each epoch when ``shuffle`` (drawn from ``generator``, or
     torch's global generator when ``None``); only the epoch's last mini-batch may be smaller. The batches are
@@ -128,7 +137,9 @@ def batch_loader(
     each example once, in as many steps as each other.
     """
     dataset = InMemoryBatches(inputs, targets, batch_size, transform, shard)
-    sampler = Chunks(len(dataset), batch_size * mini_batches_per_step, shuffle, generator)
+    # A whole number of mini-batches per step: the mini-batches are the same whatever the step's size.
+    step_size = batch_size * mini_batches_per_step(examples_per_step, batch_size)
+    sampler = Chunks(len(dataset), step_size, shuffle, generator)
     # A generator of its own: creating an iterator draws a seed from it, not from torch's global generator,
     # whose state a resumed run restores for dropout (nndl.models.network).
     return DataLoader(dataset, batch_size=None, sampler=sampler, collate_fn=_as_is, generator=torch.Generator())

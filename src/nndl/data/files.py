@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nndl.errors import DataError
+from nndl.mnist_shape import IMAGE_SIZE, NUM_CLASSES
 
 IMAGE_MAGIC = 0x00000803  # uint8 data, 3 dimensions (count, rows, columns)
 LABEL_MAGIC = 0x00000801  # uint8 data, 1 dimension (count)
-IMAGE_SIZE = 28
-NUM_CLASSES = 10
 HOW_TO_POINT_ELSEWHERE = (
     "point the project at a directory holding MNIST/raw/ with the four files: "
     "set NNDL_DATA_DIR=/path/to/dir or pass data.data_dir=/path/to/dir"

@@ -9,7 +9,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from nndl.data.batches import ResumableOrder, batch_loader
-from nndl.errors import ConfigError
+from nndl.errors import ConfigError, check_range
 
 
 def book_function(x: Tensor) -> Tensor:
@@ -26,7 +26,9 @@ class FunctionDataModule(ResumableOrder, L.LightningDataModule):
     Args:
         function: which f, from ``FUNCTIONS``.
         n_train, n_val, n_test: examples per split.
-        batch_size: the training mini-batch size; mini_batches_per_step: how many of them one Lightning step trains on.
+        batch_size: the training mini-batch size.
+        examples_per_step: how many examples one Lightning step trains on, as whole mini-batches (see
+            ``nndl.data.batches.mini_batches_per_step``).
         seed: draws the examples and the order of every epoch.
     """
 
@@ -37,15 +39,18 @@ class FunctionDataModule(ResumableOrder, L.LightningDataModule):
         n_val: int = 200,
         n_test: int = 200,
         batch_size: int = 10,
-        mini_batches_per_step: int = 100,
+        examples_per_step: int = 1000,
         seed: int = 0,
     ) -> None:
         super().__init__()
         if function not in FUNCTIONS:
             raise ConfigError(f"data.function={function!r} is not known: choose one of {', '.join(FUNCTIONS)}")
+        counts = (n_train, n_val, n_test, batch_size, examples_per_step)
+        for key, value in zip(("n_train", "n_val", "n_test", "batch_size", "examples_per_step"), counts, strict=True):
+            check_range(f"data.{key}", value, 1)
         self.f = FUNCTIONS[function]
         self.sizes = {"train": n_train, "val": n_val, "test": n_test}
-        self.batch_size, self.mini_batches_per_step, self.seed = batch_size, mini_batches_per_step, seed
+        self.batch_size, self.examples_per_step, self.seed = batch_size, examples_per_step, seed
         self.train_data: tuple[Tensor, Tensor] | None = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -55,13 +60,19 @@ class FunctionDataModule(ResumableOrder, L.LightningDataModule):
             self.train_data, self.val_data, self.test_data = ((x, self.f(x)) for x in splits.values())
 
     @property
+    def n_train(self) -> int:
+        """How many examples train (the book's n)."""
+        return self.sizes["train"]
+
+    @property
     def mini_batches_per_epoch(self) -> int:
-        return math.ceil(self.sizes["train"] / self.batch_size)
+        """How many updates an epoch makes: the training examples in mini-batches of ``batch_size``."""
+        return math.ceil(self.n_train / self.batch_size)
 
     def train_dataloader(self) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed)
         return self.resumable(
-            batch_loader(*self.train_data, self.batch_size, True, self.mini_batches_per_step, generator, transform=None)
+            batch_loader(*self.train_data, self.batch_size, True, self.examples_per_step, generator, transform=None)
         )
 
     def val_dataloader(self) -> DataLoader:

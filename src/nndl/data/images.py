@@ -17,8 +17,8 @@ from torch import Tensor
 
 from nndl.data.batches import unit_pixels
 from nndl.errors import InputError
+from nndl.mnist_shape import IMAGE_SIZE
 
-IMAGE_SIZE = 28
 # Modes of more than 8 bits per pixel, which PIL's convert("L") would clip at 255 rather than scale.
 WIDE_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")
 

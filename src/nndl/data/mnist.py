@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from nndl.data import files
 from nndl.data.batches import ResumableOrder, batch_loader
-from nndl.errors import ConfigError, DataError
+from nndl.errors import ConfigError, DataError, check_range
 
 MNIST_TRAIN_IMAGES = 60_000
 
@@ -29,7 +29,9 @@ class MNISTDataModule(ResumableOrder, L.LightningDataModule):
             by default ``$NNDL_DATA_DIR`` or ``data/`` in the project.
         batch_size: the training mini-batch size (the book's ``mini_batch_size``).
         eval_batch_size: the batch size for validation and test, which need no gradients.
-        mini_batches_per_step: how many mini-batches one Lightning training step trains on (one update each).
+        examples_per_step: how many training examples one Lightning step trains on, as whole mini-batches of
+            ``batch_size`` (at least one), one update each: ``max(1, examples_per_step // batch_size)`` mini-batches.
+            Steps of many mini-batches spread Lightning's per-step cost; they change nothing of the training.
         val_size: how many of the last training images validate (the book: 10,000).
         train_size: keep only the first N of the remaining training images; ``None`` keeps them all.
         expand: add to the training images their four 1-pixel shifts (up, down, left, right), as the book's
@@ -44,7 +46,7 @@ class MNISTDataModule(ResumableOrder, L.LightningDataModule):
         data_dir: str | os.PathLike = "data",
         batch_size: int = 10,
         eval_batch_size: int = 1000,
-        mini_batches_per_step: int = 200,
+        examples_per_step: int = 2000,
         val_size: int = 10_000,
         train_size: int | None = None,
         expand: bool = False,
@@ -52,16 +54,16 @@ class MNISTDataModule(ResumableOrder, L.LightningDataModule):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        _check_range("data.batch_size", batch_size, 1, None)
-        _check_range("data.eval_batch_size", eval_batch_size, 1, None)
-        _check_range("data.mini_batches_per_step", mini_batches_per_step, 1, None)
-        _check_range("data.val_size", val_size, 1, MNIST_TRAIN_IMAGES - 1)
+        check_range("data.batch_size", batch_size, 1)
+        check_range("data.eval_batch_size", eval_batch_size, 1)
+        check_range("data.examples_per_step", examples_per_step, 1)
+        check_range("data.val_size", val_size, 1, MNIST_TRAIN_IMAGES - 1)
         if train_size is not None:
-            _check_range("data.train_size", train_size, 1, None)
+            check_range("data.train_size", train_size, 1)
         self.data_dir = Path(data_dir)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
-        self.mini_batches_per_step = mini_batches_per_step
+        self.examples_per_step = examples_per_step
         self.val_size = val_size
         self.train_size = train_size
         self.expand = expand
@@ -81,22 +83,22 @@ class MNISTDataModule(ResumableOrder, L.LightningDataModule):
         """Read the splits a stage needs into memory (once; this runs on every process of a multi-GPU run)."""
         if stage in ("fit", "validate", None) and self.train_data is None:
             images, labels = self._read(train=True)
-            n_train = len(labels) - self.val_size
-            if n_train < 1:
+            available = len(labels) - self.val_size
+            if available < 1:
                 raise DataError(
                     f"{files.raw_dir(self.data_dir) / files.TRAIN.images}: {len(labels)} training images leave "
                     f"none to train on after data.val_size={self.val_size} for validation"
                 )
-            if self.train_size is not None and self.train_size > n_train:
+            if self.train_size is not None and self.train_size > available:
                 raise ConfigError(
-                    f"data.train_size={self.train_size} is out of range: only {n_train} training images remain "
+                    f"data.train_size={self.train_size} is out of range: only {available} training images remain "
                     f"after data.val_size={self.val_size} for validation"
                 )
-            keep = self.train_size or n_train
+            keep = self.train_size or available
             self.train_data = images[:keep], labels[:keep]
             if self.expand:
                 self.train_data = expanded(*self.train_data)
-            self.val_data = images[n_train:], labels[n_train:]
+            self.val_data = images[available:], labels[available:]
         if stage in ("test", "predict", None) and self.test_data is None:
             self.test_data = self._read(train=False)
         if self.trainer is not None:  # a GPU run keeps the whole dataset on the GPU: no copy per step
@@ -107,15 +109,20 @@ class MNISTDataModule(ResumableOrder, L.LightningDataModule):
             )
 
     @property
+    def n_train(self) -> int:
+        """How many examples train (the book's n), once ``setup`` has read them."""
+        return len(self._require(self.train_data, "fit")[1])
+
+    @property
     def mini_batches_per_epoch(self) -> int:
         """How many updates an epoch makes: the training examples in mini-batches of ``batch_size``."""
-        return math.ceil(len(self._require(self.train_data, "fit")[1]) / self.batch_size)
+        return math.ceil(self.n_train / self.batch_size)
 
     def train_dataloader(self) -> DataLoader:
         train = self._require(self.train_data, "fit")
         images, _ = train
         generator = None if self.seed is None else torch.Generator(images.device).manual_seed(self.seed)
-        loader = batch_loader(*train, self.batch_size, True, self.mini_batches_per_step, generator, shard=self.shard)
+        loader = batch_loader(*train, self.batch_size, True, self.examples_per_step, generator, shard=self.shard)
         return self.resumable(loader)
 
     def val_dataloader(self) -> DataLoader:
@@ -149,9 +156,3 @@ def expanded(images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         padded[:, 1 + dy : 1 + dy + size, 1 + dx : 1 + dx + size] for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1))
     ]
     return torch.cat([images, *shifts]), labels.repeat(5)
-
-
-def _check_range(key: str, value: int, low: int, high: int | None) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low or (high is not None and value > high):
-        allowed = f"an integer from {low} to {high}" if high is not None else f"an integer ≥ {low}"
-        raise ConfigError(f"{key}={value!r} is out of range: it must be {allowed}")

@@ -7,12 +7,13 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from nndl.costs import NUM_CLASSES, Cost
+from nndl.costs import Cost
 from nndl.data.batches import MiniBatches
+from nndl.loggers import tensorboard_logger
+from nndl.mnist_shape import IMAGE_SHAPE, NUM_CLASSES
 from nndl.models.network import Network, OptimizerFactory, SchedulerFactory
 
 MISTAKES_SHOWN = 25  # a 5×5 grid
-IMAGE_SHAPE = (1, 28, 28)
 
 
 class Classifier(Network):
@@ -67,18 +68,12 @@ class Classifier(Network):
             return
         writer, step = self._tensorboard().experiment, getattr(self, "test_epoch", 0)  # the tested weights' epoch
         writer.add_figure("test/confusion_matrix", figures.confusion_matrix(counts), global_step=step)
-        mistakes = figures.mistakes(images, labels, predictions, outputs, probabilities=_is_softmax(self.cost))
+        mistakes = figures.mistakes(images, labels, predictions, outputs, probabilities=self.cost.softmax)
         writer.add_figure("test/most_confident_mistakes", mistakes, global_step=step)
 
     def _tensorboard(self) -> TensorBoardLogger | None:
         """The run's TensorBoard logger, if it has one (``None`` with no logger or only others)."""
-        return next((logger for logger in self.loggers if isinstance(logger, TensorBoardLogger)), None)
-
-
-def _is_softmax(cost: Cost) -> bool:
-    """Whether the cost's output layer is a softmax (its a^L sums to 1: a probability distribution)."""
-    z = torch.zeros(1, NUM_CLASSES)
-    return bool(torch.isclose(cost.output(z).sum(), torch.tensor(1.0)))
+        return tensorboard_logger(self.loggers)
 
 
 class MostConfidentMistakes(Metric):

@@ -6,12 +6,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from nndl.costs import NUM_CLASSES, Cost
-from nndl.errors import ConfigError
+from nndl.costs import Cost
+from nndl.errors import ConfigError, check_range
+from nndl.mnist_shape import IMAGE_SIZE, NUM_CLASSES
 from nndl.models.classifier import Classifier
 from nndl.models.network import BUILT_ARGUMENTS, Activation, OptimizerFactory, SchedulerFactory
-
-IMAGE_SIZE = 28
 
 
 class CNN(Classifier):
@@ -30,10 +29,10 @@ class CNN(Classifier):
         batch_norm: normalise each convolution's output over the mini-batch before its activation (Ioffe &
             Szegedy, 2015; after the book) — faster, steadier training at large learning rates.
         channels_last: keep feature maps channels-last (NHWC), the layout oneDNN's CPU convolutions run fastest
-            on; the same arithmetic, about 10–20% less time per step on this project's CPU machines.
+            on; the same arithmetic, less time per step (docs/performance.md).
         pool_first: max-pool each convolution's output before its BatchNorm and activation (conv → pool → BN →
             activation) rather than after them: the normalisation and the activation then work on a quarter of
-            the values (with pool_size 2), about a third less time per step on a CPU. Without BatchNorm and with
+            the values (with pool_size 2), so a step takes less time. Without BatchNorm and with
             a non-decreasing activation (ReLU, sigmoid, tanh) it is the same network, as max-pooling commutes
             with such an activation; with BatchNorm the statistics are those of the pooled maps.
         conv_activation: the activation after each convolution (``activation@model.conv_activation=...``).
@@ -63,8 +62,7 @@ class CNN(Classifier):
         scheduler: SchedulerFactory | None = None,
     ) -> None:
         super().__init__(cost, optimizer, scheduler, l2)
-        if not 0 <= dropout < 1:
-            raise ConfigError(f"model.dropout={dropout} is out of range: it must be in [0, 1)")
+        check_range("model.dropout", dropout, 0, 1, integer=False, open_high=True)
         self.save_hyperparameters(ignore=BUILT_ARGUMENTS, logger=False)
         self.channels, self.fc_sizes = list(channels), list(fc_sizes)
         blocks: list[nn.Module] = []
@@ -83,7 +81,8 @@ class CNN(Classifier):
             if size < 1:
                 raise ConfigError(
                     f"model.channels={self.channels} with kernel_size={kernel_size}, padding={padding} and "
-                    f"pool_size={pool_size} shrinks the 28×28 image to nothing; use fewer blocks or more padding"
+                    f"pool_size={pool_size} shrinks the {IMAGE_SIZE}×{IMAGE_SIZE} image to nothing; use fewer blocks "
+                    "or more padding"
                 )
         self.features = nn.Sequential(*blocks)
         widths = [in_channels * size * size, *self.fc_sizes]

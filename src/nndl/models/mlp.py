@@ -7,9 +7,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from nndl.backprop import FastBackprop, backprop, fast_path_refusal
+from nndl.backprop import backprop
 from nndl.costs import Cost
-from nndl.errors import ConfigError
+from nndl.errors import ConfigError, check_range
+from nndl.fast_backprop import FastBackprop, fast_path_refusal
+from nndl.mnist_shape import IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS
 from nndl.models.classifier import Classifier
 from nndl.models.network import BUILT_ARGUMENTS, Activation, OptimizerFactory, SchedulerFactory
 
@@ -35,7 +37,7 @@ class MLP(Classifier):
         dropout: the probability of dropping each hidden neuron during training (chapter 3, "Dropout").
         l2: λ of the book's L2 regularisation (see ``Network``).
         backprop: ``fast`` (the default): each mini-batch's update as network.py makes it — feed-forward, the
-            four equations and the SGD update written straight into the parameters (``nndl.backprop.FastBackprop``)
+            four equations and the SGD update written straight into the parameters (``nndl.fast_backprop.FastBackprop``)
             — wherever that is exact: SGD with or without momentum and L2, sigmoid/tanh/relu/identity hidden
             neurons, the three costs, no dropout, one process, 32 or 64-bit; anything else takes ``autograd``
             (the run logs which and why). ``autograd``: autograd and the torch optimizer; ``manual``: the
@@ -60,17 +62,16 @@ class MLP(Classifier):
     ) -> None:
         super().__init__(cost, optimizer, scheduler, l2)
         sizes = list(sizes)
-        if len(sizes) < 2 or sizes[0] != 784 or sizes[-1] != 10 or min(sizes) < 1:
+        if len(sizes) < 2 or sizes[0] != NUM_PIXELS or sizes[-1] != NUM_CLASSES or min(sizes) < 1:
             raise ConfigError(
-                f"model.sizes={sizes} is not allowed: it must start with 784 (the 28×28 input pixels), "
-                "end with 10 (one output neuron per digit) and have only positive sizes"
+                f"model.sizes={sizes} is not allowed: it must start with {NUM_PIXELS} (the {IMAGE_SIZE}×{IMAGE_SIZE} "
+                f"input pixels), end with {NUM_CLASSES} (one output neuron per digit) and have only positive sizes"
             )
         if init not in INITS:
             raise ConfigError(f"model.init={init!r} is not allowed: choose one of {', '.join(INITS)}")
         if backprop not in BACKPROPS:
             raise ConfigError(f"model.backprop={backprop!r} is not allowed: choose one of {', '.join(BACKPROPS)}")
-        if not 0 <= dropout < 1:
-            raise ConfigError(f"model.dropout={dropout} is out of range: it must be in [0, 1)")
+        check_range("model.dropout", dropout, 0, 1, integer=False, open_high=True)
         if backprop == "manual" and dropout:
             raise ConfigError("model.backprop=manual computes the book's equations, which have no dropout")
         self.save_hyperparameters(ignore=BUILT_ARGUMENTS, logger=False)

@@ -1,11 +1,13 @@
-"""What every network of the lab shares: the SGD loop, the cost, the optimizer, L2, the loss per stage, logging.
+"""The SGD loop every network of the lab shares — chapter 1's ``SGD`` and ``update_mini_batch`` live here — with
+the cost, the optimizer, L2 and an optional learning-rate schedule.
 
 A model subclasses ``Network`` (through ``Classifier`` for the digit classifiers) and defines
 ``forward(x) -> z^L`` (the output layer's weighted input) and ``architecture`` (a short description for the
-run's hyperparameters); the cost turns z^L into a^L and C.
+run's hyperparameters); the cost turns z^L into a^L and C. What is logged and kept of each epoch is
+``nndl.models.records``.
 
 The training loop is the book's ``SGD``: one gradient step per mini-batch. Lightning hands ``training_step``
-consecutive mini-batches of the epoch's shuffled order (``data.mini_batches_per_step`` of them, as
+consecutive mini-batches of the epoch's shuffled order (those of ``data.examples_per_step`` examples, as
 ``MiniBatches``) and the step updates the weights once per mini-batch, as ``network.py``'s
 ``update_mini_batch`` does. Taking many mini-batches per Lightning step spreads Lightning's own per-step cost
 over them: with the book's mini-batches of 10, that cost would otherwise exceed the arithmetic.
@@ -13,30 +15,26 @@ over them: with the book's mini-batches of 10, that cost would otherwise exceed 
 
 from collections.abc import Callable, Iterable
 
-import lightning as L
 import torch
 from torch import Tensor, nn
-from torchmetrics import MeanMetric, Metric
 
 from nndl.costs import Cost
 from nndl.data.batches import MiniBatches
 from nndl.errors import ConfigError
+from nndl.models.records import EpochRecords
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]  # (optimizer, total_steps=...) -> scheduler
 Activation = Callable[[], nn.Module]
-STAGES = ("train", "val", "test")
 # Constructor arguments that are objects built from their own config groups, not hyperparameters to save.
 BUILT_ARGUMENTS = ["cost", "optimizer", "scheduler", "activation", "conv_activation"]
 
 
-class Network(L.LightningModule):
+class Network(EpochRecords):
     """A network trained by mini-batch gradient descent on a cost from ``nndl.costs``.
 
-    Logged per epoch, to TensorBoard and the progress bar: ``train/loss``, ``val/loss``, ``test/loss`` (the
-    cost averaged over the epoch's examples), and the same for each of ``task_metrics`` (``Classifier``: ``acc``).
-    ``train/loss_step`` follows the training loss within an epoch (the mean over each Lightning step's
-    mini-batches); ``train/lr`` is the learning rate at each epoch's end.
+    Logs, besides the epoch records of ``EpochRecords``, ``train/loss_step``: the training loss within an epoch
+    (the mean over each Lightning step's mini-batches).
 
     Args:
         cost: one of ``nndl.costs`` (conf/cost).
@@ -47,6 +45,8 @@ class Network(L.LightningModule):
         l2: λ of the book's L2 regularisation (chapter 3, eq. 87): C = C_0 + λ/2n Σ_w w², on the weights only,
             n the number of training examples; each update is then w → (1 − ηλ/n) w − η ∂C_0/∂w (eq. 93).
             The logged loss is C_0.
+
+    L2 and a schedule need to know the training data: hand it over with ``set_training_set`` before training.
     """
 
     def __init__(
@@ -58,36 +58,29 @@ class Network(L.LightningModule):
         self.make_optimizer = optimizer
         self.make_scheduler = scheduler
         self.l2 = l2
-        self.metric_names = ["loss", *self.task_metrics()]
-        self.metrics = nn.ModuleDict()  # "train_loss", "train_acc", "val_loss", ...
-        for stage in STAGES:
-            self.metrics[f"{stage}_loss"] = MeanMetric()
-            for name, metric in self.task_metrics().items():
-                self.metrics[f"{stage}_{name}"] = metric
-        self.val_history: list[dict[str, float]] = []  # val/* of every epoch, to report the best one
+        self.n_train: int | None = None  # set_training_set: the book's n
+        self.updates_per_epoch: int | None = None
 
     @property
     def architecture(self) -> str:
         raise NotImplementedError
 
-    def task_metrics(self) -> dict[str, Metric]:
-        """Metrics of the outputs z^L against the targets y, besides the loss; a new set on each call."""
-        return {}
+    def set_training_set(self, n: int, updates_per_epoch: int) -> None:
+        """What training needs to know of the data, before ``fit``: ``n``, the number of training examples (L2's
+        λ/n), and ``updates_per_epoch``, the mini-batches of an epoch (× ``trainer.max_epochs``: a schedule's
+        length). ``nndl.build.build_run`` hands over the data module's ``n_train`` and ``mini_batches_per_epoch``."""
+        self.n_train, self.updates_per_epoch = n, updates_per_epoch
 
     def configure_optimizers(self) -> torch.optim.Optimizer | dict:
         optimizer = self.make_optimizer(self._parameter_groups())
+        if self.l2 and optimizer.defaults.get("weight_decay"):  # the optimizer's own decay, on every parameter
+            raise ConfigError("set either model.l2 (the book's λ, on weights only) or optimizer.weight_decay, not both")
         if self.make_scheduler is None:
             return optimizer
-        epochs, per_epoch = self.trainer.max_epochs, getattr(self.trainer.datamodule, "mini_batches_per_epoch", None)
-        if not epochs or epochs < 1 or per_epoch is None:
+        epochs = self.trainer.max_epochs
+        if not epochs or epochs < 1:
             raise ConfigError(f"scheduler needs a known number of updates: set trainer.max_epochs (got {epochs})")
-        total_steps = epochs * per_epoch
-        warmup = getattr(self.make_scheduler, "keywords", {}).get("pct_start")
-        if warmup is not None and warmup * total_steps <= 1:  # one-cycle's rise would take one update or none
-            raise ConfigError(
-                f"scheduler.pct_start={warmup} of the run's {total_steps} updates leaves the schedule's rise under "
-                "2 updates: train longer (trainer.max_epochs, data.train_size, data.batch_size) or raise pct_start"
-            )
+        total_steps = epochs * self._training_set("updates_per_epoch", "a learning-rate schedule")
         # Returned to Lightning so that its state is checkpointed; training_step advances it.
         return {"optimizer": optimizer, "lr_scheduler": self.make_scheduler(optimizer, total_steps=total_steps)}
 
@@ -99,12 +92,17 @@ class Network(L.LightningModule):
         """
         if not self.l2:
             return [{"params": list(self.parameters())}]
-        if getattr(self.make_optimizer, "keywords", {}).get("weight_decay"):
-            raise ConfigError("set either model.l2 (the book's λ, on weights only) or optimizer.weight_decay, not both")
-        n = len(self.trainer.datamodule.train_data[1])
+        n = self._training_set("n_train", "model.l2")
         weights = [p for p in self.parameters() if p.ndim > 1]
         others = [p for p in self.parameters() if p.ndim <= 1]
         return [{"params": weights, "weight_decay": self.l2 / n}, {"params": others, "weight_decay": 0.0}]
+
+    def _training_set(self, name: str, needed_by: str) -> int:
+        """``n_train`` or ``updates_per_epoch``; a clear error when ``set_training_set`` was not called."""
+        value = getattr(self, name)
+        if value is None:
+            raise RuntimeError(f"{needed_by} needs the training set's size: call set_training_set() before fitting")
+        return value
 
     def gradients(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """Feed forward, compute the cost and fill every parameter's ``.grad`` with ∂C/∂parameter.
@@ -189,76 +187,3 @@ class Network(L.LightningModule):
         zs = [self(x) for x, _ in pairs]
         losses = [self.cost(z, y) for z, (_, y) in zip(zs, pairs, strict=True)]
         self._accumulate(stage, batch, zs, losses)
-
-    def _accumulate(self, stage: str, batch: MiniBatches, zs: list[Tensor], losses: list[Tensor]) -> Tensor:
-        """Add a step's mini-batches to the epoch's loss and task metrics, on the device; return their mean loss.
-
-        One metric update per step rather than per mini-batch: an update costs about as much as a
-        mini-batch of 10 takes to train.
-        """
-        if not zs:  # data-parallel evaluation: nothing of this step fell to this process
-            return torch.zeros((), device=self.device)
-        sizes = torch.tensor([len(z) for z in zs], device=self.device, dtype=torch.float32)
-        loss = torch.stack(losses).float()
-        self.metrics[f"{stage}_loss"].update(loss, weight=sizes)
-        for name in self.metric_names[1:]:
-            self.metrics[f"{stage}_{name}"].update(torch.cat(zs), batch.y)
-        return (loss * sizes).sum() / sizes.sum()
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """What a resumed run needs besides the weights and the optimizer: the validation history (the best epoch)
-        and the random generators that dropout draws from."""
-        checkpoint["nndl"] = {
-            "val_history": self.val_history,
-            "rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        }
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        state = checkpoint.get("nndl", {})
-        self.val_history = list(state.get("val_history", []))
-        if "rng" in state:
-            torch.set_rng_state(state["rng"])
-        if state.get("cuda_rng") and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-
-    def on_train_epoch_end(self) -> None:
-        values = self._log_epoch("train")
-        self.log("train/lr", self.optimizers().optimizer.param_groups[0]["lr"])  # at the epoch's end
-        if not hasattr(self, "train_losses"):
-            self.train_losses: list[float] = []
-        self.train_losses.append(values["train/loss"])  # each epoch's: whether the run learned (nndl.report)
-
-    def on_validation_epoch_end(self) -> None:
-        values = self._log_epoch("val")
-        if not self.trainer.sanity_checking:
-            self.val_history.append({"epoch": self.current_epoch, **values})
-
-    def on_test_epoch_end(self) -> None:
-        self.test_epoch = self._tested_epoch()
-        self._log_epoch("test", epoch=self.test_epoch)
-
-    def _tested_epoch(self) -> int:
-        """The epoch whose weights the test pass scores: the best by the checkpoint's monitor (the first best, as
-        the checkpoint keeps it), else the last one trained."""
-        checkpoint = getattr(self.trainer, "checkpoint_callback", None)
-        monitor = getattr(checkpoint, "monitor", None)
-        scored = [epoch for epoch in self.val_history if monitor in epoch]
-        if checkpoint is not None and checkpoint.best_model_path and scored:
-            pick = max if checkpoint.mode == "max" else min
-            return int(pick(scored, key=lambda epoch: epoch[monitor])["epoch"])
-        return max(self.current_epoch - 1, 0)
-
-    def _log_epoch(self, stage: str, epoch: int | None = None) -> dict[str, float]:
-        """Log the epoch's metrics of ``stage`` against the epoch (counted from 0, as Lightning and the checkpoints'
-        names count it): the ``step`` logged with them is the x value Lightning hands the loggers, so that every
-        epoch-level scalar shares one axis; step-level scalars stay on the update count (``nndl.callbacks``)."""
-        values = {}
-        for name in self.metric_names:
-            metric = self.metrics[f"{stage}_{name}"]
-            values[f"{stage}/{name}"] = metric.compute().item()
-            metric.reset()
-        self.log_dict(values, prog_bar=stage != "test")
-        epoch = self.current_epoch if epoch is None else epoch
-        self.log_dict({"epoch": float(epoch), "step": float(epoch)})
-        return values

@@ -1,0 +1,196 @@
+"""network.py's ``update_mini_batch`` for the fully connected network, in place: the MLP's default path
+(``model.backprop=fast``).
+
+The book's four equations (``nndl.backprop``) and the SGD update written straight into the parameters, buffers
+reused from one mini-batch to the next, no autograd graph and no optimizer step — what network.py's
+``update_mini_batch`` does, at the speed of its arithmetic rather than of the framework around it.
+``fast_path_refusal`` says where it reproduces autograd and ``torch.optim.SGD`` exactly; elsewhere the MLP takes
+autograd.
+"""
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from nndl.costs import Cost, CrossEntropyCost, LogLikelihoodCost, QuadraticCost
+from nndl.mnist_shape import NUM_CLASSES
+
+# What FastBackprop computes exactly: the hidden activations (by exact type: a subclass may change the function),
+# the costs, and the precisions (Lightning's names) in which the parameters are what the arithmetic runs in.
+FAST_ACTIVATIONS = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.ReLU: "relu", nn.Identity: "identity"}
+FAST_COSTS = {QuadraticCost: "quadratic", CrossEntropyCost: "cross_entropy", LogLikelihoodCost: "log_likelihood"}
+FAST_PRECISIONS = ("32-true", "32", "64-true", "64")
+
+
+def fast_path_refusal(
+    layers: list[nn.Linear],
+    activation: nn.Module,
+    cost: Cost,
+    optimizer: torch.optim.Optimizer,
+    *,
+    dropout: float = 0.0,
+    world_size: int = 1,
+    precision: str | None = None,
+) -> str | None:
+    """Why ``FastBackprop`` would not reproduce autograd and ``optimizer.step()`` for this network; ``None`` when
+    it does: ``torch.optim.SGD`` (any λ, momentum, learning rate per parameter group; no Nesterov, dampening,
+    maximize), the activations of ``FAST_ACTIVATIONS``, the costs of ``FAST_COSTS``, no dropout, one process (data
+    parallel runs synchronise gradients in the base path), float32 or float64 parameters and precision."""
+    if dropout:
+        return f"dropout {dropout}"
+    if type(activation) not in FAST_ACTIVATIONS:
+        return f"hidden activation {type(activation).__name__}"
+    if type(cost) not in FAST_COSTS:
+        return f"cost {type(cost).__name__}"
+    if type(optimizer) is not torch.optim.SGD:
+        return f"optimizer {type(optimizer).__name__}"
+    if world_size != 1:
+        return f"{world_size} processes"
+    if precision is not None and precision not in FAST_PRECISIONS:
+        return f"precision {precision}"
+    parameters = [p for layer in layers for p in (layer.weight, layer.bias)]
+    if {p.dtype for p in parameters} - {torch.float32, torch.float64} or len({p.dtype for p in parameters}) > 1:
+        return f"parameters of {sorted({str(p.dtype) for p in parameters})}"
+    grouped: list[Tensor] = []
+    for group in optimizer.param_groups:
+        for key in ("nesterov", "maximize", "fused", "differentiable"):
+            if group.get(key):
+                return f"SGD with {key}"
+        if group.get("dampening", 0):
+            return f"SGD with dampening {group['dampening']}"
+        if any(isinstance(group[key], Tensor) for key in ("lr", "momentum", "weight_decay")):
+            return "SGD with a tensor lr, momentum or weight_decay"
+        grouped += group["params"]
+    if len(grouped) != len(parameters) or {id(p) for p in grouped} != {id(p) for p in parameters}:
+        return "the optimizer's parameters are not the network's"
+    return None
+
+
+class _Buffers(NamedTuple):
+    """What one mini-batch of m examples needs, kept from one mini-batch to the next."""
+
+    y_vec: Tensor  # the desired outputs y(x), one-hot (m, 10)
+    out: Tensor  # a^L − y, then δ^L
+
+
+class FastBackprop:
+    """network.py's ``update_mini_batch`` for an MLP trained by ``torch.optim.SGD``, in place.
+
+    Per mini-batch of m examples: feed-forward (z^l = a^{l−1} (w^l)ᵀ + b^l, as ``nn.Linear`` computes it), BP1
+    with each cost's closed form δ^L, scaled by 1/m as autograd's mean is, then for l = L..1: BP2 δ^{l−1} =
+    δ^l w^l ⊙ σ'(z^{l−1}) with w^l before its update, BP3 ∂C/∂b^l = Σ_x δ^l, BP4 ∂C/∂w^l = (δ^l)ᵀ a^{l−1}, and
+    the update of layer l as ``torch.optim.SGD.step`` makes it, with lr, weight decay and momentum read from the
+    parameter's group at every mini-batch (a learning-rate schedule changes them between updates):
+
+    g = ∇C + wd·p (the group's weight decay: network2.py's λ/n on the weights), v → μ v + g with the momentum
+    buffer kept in ``optimizer.state[p]["momentum_buffer"]`` (so checkpoints and resumed runs carry it, and either
+    path can continue the other), p → p − lr·v — operation for operation, so that float32 rounding agrees too
+    (fusing BP4 and the update into one ``addmm_`` drifts by 1e-5 in 300 updates at η = 3).
+
+    Activations, errors and gradients live in buffers reused from one mini-batch to the next. ``expose_gradients``
+    makes them every parameter's ``.grad`` (for ``grad_norm/layer_<l>`` and the gradient histograms): the latest
+    mini-batch's ∂C/∂w, ∂C/∂b. Use where ``fast_path_refusal`` returns ``None``.
+    """
+
+    def __init__(
+        self, layers: list[nn.Linear], activation: nn.Module, cost: Cost, optimizer: torch.optim.Optimizer
+    ) -> None:
+        # The parameters themselves: moving a module to a device or dtype, or loading a state dict, keeps them.
+        self.weights = [layer.weight for layer in layers]
+        self.biases = [layer.bias for layer in layers]
+        self.activation = FAST_ACTIVATIONS[type(activation)]
+        self.cost = FAST_COSTS[type(cost)]
+        group_of = {id(p): i for i, group in enumerate(optimizer.param_groups) for p in group["params"]}
+        self.groups = [(group_of[id(w)], group_of[id(b)]) for w, b in zip(self.weights, self.biases, strict=True)]
+        self.grads = [
+            (torch.zeros_like(w), torch.zeros_like(b)) for w, b in zip(self.weights, self.biases, strict=True)
+        ]
+        self.eye = torch.eye(NUM_CLASSES, dtype=self.weights[0].dtype, device=self.weights[0].device)
+        self.buffers: dict[int, _Buffers] = {}
+
+    def _buffers(self, m: int) -> _Buffers:
+        if m not in self.buffers:
+            like = self.weights[0]
+            self.buffers[m] = _Buffers(like.new_empty(m, NUM_CLASSES), like.new_empty(m, NUM_CLASSES))
+        return self.buffers[m]
+
+    @torch.no_grad()
+    def update(self, x: Tensor, y: Tensor, optimizer: torch.optim.Optimizer) -> tuple[Tensor, Tensor]:
+        """One update on the mini-batch (x, y); returns (z^L, C) of the mini-batch before the update."""
+        weights, biases, m = self.weights, self.biases, len(y)
+        buffers = self._buffers(m)
+        a = x.flatten(1)  # a^0: the 784 pixels
+        activations = [a]
+        for w, b in zip(weights[:-1], biases[:-1], strict=True):
+            a = self._activate(F.linear(a, w, b))  # a^l = σ(w^l a^{l−1} + b^l), as nn.Linear computes z^l
+            activations.append(a)
+        z = F.linear(a, weights[-1], biases[-1])  # z^L, a new tensor: the caller keeps it
+        y_vec = torch.index_select(self.eye, 0, y, out=buffers.y_vec)
+        loss, delta = self._output_error(z, y, y_vec, buffers.out, 1 / m)
+        groups, step = optimizer.param_groups, self._step
+        for l in range(len(weights) - 1, -1, -1):
+            w, b, a = weights[l], biases[l], activations[l]
+            nabla_w, nabla_b = self.grads[l]
+            group_w, group_b = self.groups[l]
+            below = self._backward_activation(torch.mm(delta, w), a) if l else None  # BP2, before w^l moves
+            step(optimizer, groups[group_w], w, torch.mm(delta.t(), a, out=nabla_w))  # BP4 and the update
+            step(optimizer, groups[group_b], b, torch.sum(delta, 0, out=nabla_b))  # BP3 and the update
+            delta = below
+        return z, loss
+
+    def _activate(self, z: Tensor) -> Tensor:
+        """a = σ(z), in place."""
+        if self.activation == "sigmoid":
+            return z.sigmoid_()
+        if self.activation == "tanh":
+            return z.tanh_()
+        if self.activation == "relu":
+            return z.relu_()
+        return z
+
+    def _backward_activation(self, grad: Tensor, a: Tensor) -> Tensor:
+        """grad ⊙ σ'(z), from a = σ(z), by autograd's own backward functions (the same rounding)."""
+        if self.activation == "sigmoid":  # σ' = (1 − a) a
+            return torch.ops.aten.sigmoid_backward(grad, a)
+        if self.activation == "tanh":  # σ' = 1 − a²
+            return torch.ops.aten.tanh_backward(grad, a)
+        if self.activation == "relu":  # σ' = 1 where a > 0, else 0
+            return torch.ops.aten.threshold_backward(grad, a, 0)
+        return grad
+
+    def _output_error(self, z: Tensor, y: Tensor, y_vec: Tensor, out: Tensor, scale: float) -> tuple[Tensor, Tensor]:
+        """The mini-batch's cost C and δ^L / m (BP1)."""
+        if self.cost == "quadratic":  # δ^L = (a^L − y) ⊙ σ'(z^L)
+            a = torch.sigmoid(z)
+            diff = torch.sub(a, y_vec, out=out)
+            flat = diff.view(-1)
+            loss = torch.dot(flat, flat).mul_(0.5 * scale)
+            return loss, torch.ops.aten.sigmoid_backward(diff.mul_(scale), a)
+        if self.cost == "cross_entropy":  # δ^L = a^L − y
+            loss = F.binary_cross_entropy_with_logits(z, y_vec, reduction="sum").mul_(scale)
+            return loss, torch.sigmoid(z, out=out).sub_(y_vec).mul_(scale)
+        loss = F.cross_entropy(z, y)  # log-likelihood, softmax output: δ^L = a^L − y
+        return loss, torch.softmax(z, dim=1).sub_(y_vec).mul_(scale)
+
+    @staticmethod
+    def _step(optimizer: torch.optim.Optimizer, group: dict, p: Tensor, grad: Tensor) -> None:
+        """``torch.optim.SGD``'s update of one parameter, operation for operation."""
+        weight_decay, momentum = group["weight_decay"], group["momentum"]
+        if weight_decay:
+            grad = grad.add(p, alpha=weight_decay)
+        if momentum:
+            state = optimizer.state[p]
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = grad.detach().clone()
+            else:
+                buf.mul_(momentum).add_(grad)
+            grad = buf
+        p.add_(grad, alpha=-group["lr"])
+
+    def expose_gradients(self) -> None:
+        """Every parameter's ``.grad``: the latest mini-batch's ∂C/∂w, ∂C/∂b (C without the L2 term)."""
+        for w, b, (nabla_w, nabla_b) in zip(self.weights, self.biases, self.grads, strict=True):
+            w.grad, b.grad = nabla_w, nabla_b

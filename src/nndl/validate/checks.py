@@ -1,0 +1,98 @@
+"""``CHECKS``: the keys that depend on each other (a CNN that shrinks the image to nothing, ``model.l2`` with
+``optimizer.weight_decay``), judged after every key alone has passed ``RULES``; and whether model and data go
+together, judged before them."""
+
+from collections.abc import Callable
+
+from omegaconf import DictConfig
+
+from nndl.errors import ConfigError
+from nndl.mnist_shape import IMAGE_SIZE
+from nndl.validate.constants import MNIST_TRAIN_IMAGES
+from nndl.validate.kinds import show
+from nndl.validate.lookup import data_name, get, model_name
+
+
+def check_model_fits_data(cfg: DictConfig) -> None:
+    model, data = model_name(cfg), data_name(cfg)
+    if model and data and (model == "curve") != (data == "function"):
+        raise ConfigError(
+            f"model={model} cannot train on data={data}: the digit classifiers (model=mlp, model=cnn) train on "
+            "data=mnist, model=curve on data=function"
+        )
+
+
+def _check_train_size(cfg: DictConfig) -> None:
+    train_size, val_size = get(cfg, "data.train_size"), get(cfg, "data.val_size")
+    if data_name(cfg) == "mnist" and train_size is not None and val_size is not None:
+        remain = MNIST_TRAIN_IMAGES - val_size
+        if train_size > remain:
+            raise ConfigError(
+                f"data.train_size={train_size} is out of range: only {remain} of MNIST's {MNIST_TRAIN_IMAGES} "
+                f"training images remain after data.val_size={val_size} for validation; it must be ≤ {remain} or null"
+            )
+
+
+def _check_cnn_fits_image(cfg: DictConfig) -> None:
+    channels, kernel_size, padding, pool_size = (
+        get(cfg, f"model.{name}") for name in ("channels", "kernel_size", "padding", "pool_size")
+    )
+    if None in (channels, kernel_size, padding, pool_size):
+        return
+    size = IMAGE_SIZE
+    for _ in channels:  # each block: conv (stride 1), then max-pool; as nndl.models.CNN computes it
+        size = (size + 2 * padding - kernel_size + 1) // pool_size
+        if size < 1:
+            raise ConfigError(
+                f"model.channels={show(channels)} with model.kernel_size={kernel_size}, model.padding={padding} "
+                f"and model.pool_size={pool_size} shrinks the 28×28 image to nothing: it must have fewer blocks, "
+                "a smaller kernel or pool, or more padding"
+            )
+
+
+def _check_manual_backprop(cfg: DictConfig) -> None:
+    dropout = get(cfg, "model.dropout")
+    if get(cfg, "model.backprop") == "manual" and dropout:
+        raise ConfigError(
+            f"model.dropout={dropout} is not allowed with model.backprop=manual: the book's four equations have no "
+            "dropout; it must be 0"
+        )
+
+
+def _check_one_weight_decay(cfg: DictConfig) -> None:
+    l2, weight_decay = get(cfg, "model.l2"), get(cfg, "optimizer.weight_decay")
+    if l2 and weight_decay:
+        raise ConfigError(
+            f"model.l2={l2} is not allowed with optimizer.weight_decay={weight_decay}: set one of them, not both "
+            "(model.l2 is the book's λ, on the weights only)"
+        )
+
+
+def _check_nesterov(cfg: DictConfig) -> None:
+    momentum, dampening = get(cfg, "optimizer.momentum", 0), get(cfg, "optimizer.dampening", 0)
+    if get(cfg, "optimizer.nesterov") and (momentum <= 0 or dampening != 0):
+        raise ConfigError(
+            f"optimizer.nesterov=true is not allowed with optimizer.momentum={momentum} and "
+            f"optimizer.dampening={dampening}: it needs a momentum > 0 and dampening 0"
+        )
+
+
+def _check_data_parallel(cfg: DictConfig) -> None:
+    strategy = str(get(cfg, "trainer.strategy", "auto"))
+    if strategy.startswith("ddp") and get(cfg, "trainer.use_distributed_sampler", True) is not False:
+        raise ConfigError(
+            f"trainer.strategy={strategy} is not allowed with Lightning's own sampler, which would give each process "
+            "separate mini-batches: use trainer=ddp (trainer.devices=N), whose processes share every mini-batch as "
+            "the book's SGD needs"
+        )
+
+
+# The keys that depend on each other, judged after every key alone has passed RULES.
+CHECKS: tuple[Callable[[DictConfig], None], ...] = (
+    _check_train_size,
+    _check_cnn_fits_image,
+    _check_manual_backprop,
+    _check_one_weight_decay,
+    _check_nesterov,
+    _check_data_parallel,
+)
