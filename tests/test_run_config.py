@@ -147,3 +147,27 @@ def test_the_built_object_is_the_checked_one(tmp_path):
     cfg = load_run_config(saved_config(tmp_path, "model=cnn"))
     with pytest.raises(Exception, match="read-only"):
         cfg.model._target_ = "os.system"
+
+
+def test_a_run_made_before_a_setting_was_renamed_still_builds(tmp_path):
+    """Until 2026-11-30 a run saved data.mini_batches_per_step; it is read as data.examples_per_step."""
+    path = saved_config(tmp_path, "model=cnn")  # batch_size 50
+    old = OmegaConf.load(path)
+    old.data.pop("examples_per_step")
+    old.data.mini_batches_per_step = 20
+    OmegaConf.save(old, path)
+    cfg = load_run_config(path, ("model", "cost", "activation", "optimizer", "data"))
+    assert cfg.data.examples_per_step == 20 * 50
+    assert "mini_batches_per_step" not in cfg.data
+    from nndl.build import build
+
+    assert build(cfg.data).examples_per_step == 1000
+
+
+def test_a_setting_the_class_does_not_take_is_named(tmp_path):
+    cfg = load_run_config(edited(tmp_path, "data: {mini_batch_size: 10}"), ("data",))
+    from nndl.build import build
+
+    with pytest.raises(ConfigError, match=r"mini_batch_size is not a setting of nndl.data.MNISTDataModule") as error:
+        build(cfg.data)
+    assert "\n" not in str(error.value)

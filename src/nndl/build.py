@@ -7,6 +7,7 @@ module puts them together. ``nndl.train`` runs what ``build_run`` builds; ``scri
 
 import logging
 import os
+import re
 import sys
 import warnings
 from dataclasses import dataclass
@@ -114,6 +115,12 @@ def build(config: Any, **kwargs: Any) -> Any:
     except InstantiationException as err:
         if isinstance(err.__cause__, NNDLError):
             raise err.__cause__ from None
+        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(err.__cause__))
+        if isinstance(err.__cause__, TypeError) and unknown:  # a key the class does not take (a typo, an old run)
+            group = re.search(r"full_key: ([\w.]+)", str(err))
+            key = f"{group.group(1)}.{unknown.group(1)}" if group else unknown.group(1)
+            target = config.get("_target_") if hasattr(config, "get") else None
+            raise ConfigError(f"{key} is not a setting of {target}: remove it or check its spelling") from None
         raise
 
 

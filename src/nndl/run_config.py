@@ -70,6 +70,7 @@ def load_run_config(
     for key, value in _strings(resolved, ""):
         if "${" in value:
             raise ConfigError(f"{where}: {key}={value!r} is not allowed: an interpolation left after resolving")
+    _rename_old_settings(resolved)
     kept = {key: value for key, value in resolved.items() if not isinstance(value, dict | list)}  # seed, monitor
     kept.update({group: resolved[group] for group in groups if resolved.get(group) is not None})
     if isinstance(resolved.get("trainer"), dict):
@@ -83,6 +84,16 @@ def load_run_config(
     cfg = OmegaConf.create(kept)
     OmegaConf.set_readonly(cfg, True)
     return cfg
+
+
+def _rename_old_settings(resolved: dict[str, Any]) -> None:
+    """A run made before a setting was renamed still builds: ``data.mini_batches_per_step`` (until 2026-11-30)
+    is ``data.examples_per_step`` = mini-batches per step × ``data.batch_size`` now."""
+    data = resolved.get("data")
+    if isinstance(data, dict) and "mini_batches_per_step" in data:
+        per_step, batch_size = data.pop("mini_batches_per_step"), data.get("batch_size")
+        if isinstance(per_step, int) and isinstance(batch_size, int):
+            data.setdefault("examples_per_step", per_step * batch_size)
 
 
 def default_paths() -> dict[str, str]:
