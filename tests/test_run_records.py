@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from cli import run_script, start_script
-from nndl.cli import quote_paths
 
 TINY = ["data.val_size=100", "data.examples_per_step=50"]  # steps of 50 images: a signal is seen within one
 
@@ -105,11 +104,3 @@ def test_a_run_that_fails_late_is_recorded(shared_mnist, tmp_path):
     assert result.returncode == 1 and result.stderr.startswith("error: ")
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["status"] == "failed" and metrics["error"] == result.stderr.strip().removeprefix("error: ")
-
-
-def test_path_arguments_are_quoted_for_hydra_when_they_exist(tmp_path):
-    job = tmp_path / "3_cost=quadratic,optimizer=sgd"
-    job.mkdir()
-    assert quote_paths([f"ckpt_path={job}", "inputs=[a.png,b.png]", "optimizer.lr=0.1,0.2", "ckpt_path=x,y"]) == [
-        f"ckpt_path='{job}'", "inputs=[a.png,b.png]", "optimizer.lr=0.1,0.2", "ckpt_path=x,y",
-    ]  # fmt: skip
