@@ -24,11 +24,11 @@ def mnist_dir(tmp_path: Path, shared_mnist: Path) -> Path:
     return Path(shutil.copytree(shared_mnist, tmp_path / "mnist"))
 
 
-# Modules whose tests run the scripts end to end, in processes of their own (or a browser): `pytest -m "not e2e"`
-# leaves them out for a fast lane; CI runs everything.
+# Modules whose tests run the scripts end to end, in processes of their own (or a browser); elsewhere a test that
+# does is marked @pytest.mark.e2e. `pytest -m "not e2e"` leaves them out for a fast lane; CI runs everything.
 E2E_MODULES = {
     "test_browser", "test_checkpoints", "test_ddp", "test_launchers", "test_loggers", "test_predict", "test_resume",
-    "test_resume_sweeps", "test_run_records", "test_sweeps", "test_tensorboard", "test_train", "test_ensemble",
+    "test_resume_sweeps", "test_run_records", "test_sweeps", "test_tensorboard", "test_train",
 }  # fmt: skip
 
 

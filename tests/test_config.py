@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from nndl.build import build_model, build_run
 from nndl.config import compose
@@ -129,3 +130,26 @@ def test_the_run_hands_the_model_its_training_set(shared_mnist, tmp_path):
     too_short = [*overrides, "scheduler=one_cycle", "data.batch_size=125", "trainer.max_epochs=1"]
     with pytest.raises(ConfigError, match=r"scheduler.pct_start=0.25 of the run's 4 updates leaves"):
         build_run(compose_train(too_short, tmp_path))
+
+
+def test_debug_options_compose(tmp_path):
+    fast = compose(CONF, ["debug=fast"], tmp_path)
+    assert (fast.trainer.max_epochs, fast.trainer.limit_train_batches, fast.trainer.num_sanity_val_steps) == (1, 2, 0)
+    overfit = compose(CONF, ["debug=overfit", "model=cnn"], tmp_path)
+    assert overfit.data.train_size == overfit.data.batch_size == 50 and overfit.trainer.max_epochs == 100
+    profile = compose(CONF, ["debug=profile"], tmp_path)
+    assert profile.trainer.profiler._target_.endswith("SimpleProfiler")
+    assert compose(CONF, [], tmp_path).tags == []
+
+
+@pytest.mark.parametrize(("search", "model"), [("mlp_optuna", "MLP"), ("cnn_optuna", "CNN")])
+def test_every_search_sweeps_keys_of_its_config(tmp_path, search, model):
+    """What the one search run above does not show of the other: each of its parameters a key of the config it
+    composes (a renamed key would fail every trial), in the sweeper's syntax, and the study kept in SQLite."""
+    cfg = compose(CONF, [f"hparams_search={search}"], tmp_path)
+    assert cfg.model._target_ == f"nndl.models.{model}"
+    assert cfg.hydra.sweeper.storage == f"sqlite:///{cfg.hydra.sweep.dir}/optuna.db"
+    params = cfg.hydra.sweeper.params
+    for override in OverridesParser.create().parse_overrides([f"{key}={value}" for key, value in params.items()]):
+        assert OmegaConf.select(cfg, override.key_or_group) is not None, override.key_or_group
+        assert override.is_sweep_override(), override

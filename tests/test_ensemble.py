@@ -48,6 +48,7 @@ def fake_runs(tmp_path: Path, data_dir: Path, seeds: list[int]) -> list[Path]:
     return runs
 
 
+@pytest.mark.e2e  # runs scripts/ensemble.py
 def test_an_ensemble_of_checkpoints_is_scored_on_the_test_set(shared_mnist, tmp_path):
     runs = fake_runs(tmp_path, shared_mnist, [1, 2, 3])
     result = evaluate_ensemble([runs[0], runs[1] / "checkpoints" / "last.ckpt", runs[2]])

@@ -8,9 +8,6 @@ from pathlib import Path
 import pytest
 
 from cli import run_script
-from nndl.build import build_run
-from nndl.config import compose
-from nndl.loggers import tensorboard_logger
 
 pytest_plugins = ["sweep_runs"]  # the four_run_sweep fixture (logger=many: TensorBoard and CSV)
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,16 +39,6 @@ def test_the_summary_tells_the_sweeps_story(four_run_sweep, sweep_jobs):
     assert "| run | status | best_val_acc | best_epoch |" in md  # no overrides column: the names show them
 
 
-def test_a_curve_fit_logging_to_csv_only_trains_without_its_figure(tmp_path):
-    """The fit's figure is TensorBoard's: a run with other loggers only (no ``add_figure``) draws none."""
-    cfg = compose(ROOT / "conf", ["experiment=universality", "logger=csv", "trainer.max_epochs=1"], tmp_path)
-    run = build_run(cfg)
-    assert tensorboard_logger(run.trainer.loggers) is None
-    run.trainer.fit(run.model, datamodule=run.datamodule)
-    with open(tmp_path / "metrics.csv") as f:
-        assert [row["epoch"] for row in csv.DictReader(f) if row.get("val/loss")] == ["0.0"]
-
-
 def test_mlflow_run_is_read_back_by_mlflows_client(shared_mnist, tmp_path):
     mlflow = pytest.importorskip("mlflow", reason="the mlflow extra is not installed (pip install -e '.[mlflow]')")
     run_dir = tmp_path / "run"
@@ -71,13 +58,3 @@ def test_mlflow_run_is_read_back_by_mlflows_client(shared_mnist, tmp_path):
     assert metrics["epochs"] == 1  # debug=fast: one epoch of two Lightning steps
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "val/acc")
     assert [m.step for m in history] == [0]
-
-
-def test_debug_options_compose(tmp_path):
-    fast = compose(ROOT / "conf", ["debug=fast"], tmp_path)
-    assert (fast.trainer.max_epochs, fast.trainer.limit_train_batches, fast.trainer.num_sanity_val_steps) == (1, 2, 0)
-    overfit = compose(ROOT / "conf", ["debug=overfit", "model=cnn"], tmp_path)
-    assert overfit.data.train_size == overfit.data.batch_size == 50 and overfit.trainer.max_epochs == 100
-    profile = compose(ROOT / "conf", ["debug=profile"], tmp_path)
-    assert profile.trainer.profiler._target_.endswith("SimpleProfiler")
-    assert compose(ROOT / "conf", [], tmp_path).tags == []

@@ -1,13 +1,18 @@
 """The MLP and CNN: shapes, parameter counts, the book's initialisations, and the errors for bad settings."""
 
+import csv
 import functools
 
 import pytest
 import torch
 from torch import nn
 
+from cli import ROOT
+from nndl.build import build_run
+from nndl.config import compose
 from nndl.costs import LogLikelihoodCost, QuadraticCost
 from nndl.errors import ConfigError
+from nndl.loggers import tensorboard_logger
 from nndl.models import CNN, MLP
 
 SGD = functools.partial(torch.optim.SGD, lr=3.0)
@@ -89,3 +94,13 @@ def test_cnn_is_configurable():
 def test_bad_settings_name_the_key(factory, kwargs, message):
     with pytest.raises(ConfigError, match=message):
         factory(**kwargs)
+
+
+def test_a_curve_fit_logging_to_csv_only_trains_without_its_figure(tmp_path):
+    """The fit's figure is TensorBoard's: a run with other loggers only (no ``add_figure``) draws none."""
+    cfg = compose(ROOT / "conf", ["experiment=universality", "logger=csv", "trainer.max_epochs=1"], tmp_path)
+    run = build_run(cfg)
+    assert tensorboard_logger(run.trainer.loggers) is None
+    run.trainer.fit(run.model, datamodule=run.datamodule)
+    with open(tmp_path / "metrics.csv") as f:
+        assert [row["epoch"] for row in csv.DictReader(f) if row.get("val/loss")] == ["0.0"]

@@ -8,13 +8,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from cli import ROOT, train
-from nndl.config import compose
+from cli import train
 from nndl.summary_rows import summarize_run
 
 
@@ -95,19 +93,6 @@ def test_optuna_keeps_the_study_in_sqlite(optuna_search):
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
     metrics = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/metrics.json"))]
     assert sorted(t.value for t in study.trials) == sorted(m["val/acc"] for m in metrics)
-
-
-@pytest.mark.parametrize(("search", "model"), [("mlp_optuna", "MLP"), ("cnn_optuna", "CNN")])
-def test_every_search_sweeps_keys_of_its_config(tmp_path, search, model):
-    """What the one search run above does not show of the other: each of its parameters a key of the config it
-    composes (a renamed key would fail every trial), in the sweeper's syntax, and the study kept in SQLite."""
-    cfg = compose(ROOT / "conf", [f"hparams_search={search}"], tmp_path)
-    assert cfg.model._target_ == f"nndl.models.{model}"
-    assert cfg.hydra.sweeper.storage == f"sqlite:///{cfg.hydra.sweep.dir}/optuna.db"
-    params = cfg.hydra.sweeper.params
-    for override in OverridesParser.create().parse_overrides([f"{key}={value}" for key, value in params.items()]):
-        assert OmegaConf.select(cfg, override.key_or_group) is not None, override.key_or_group
-        assert override.is_sweep_override(), override
 
 
 def test_an_optuna_search_whose_every_trial_fails_still_ends_with_its_summary(shared_mnist, tmp_path):
