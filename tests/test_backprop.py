@@ -2,14 +2,13 @@
 
 import functools
 
-import lightning as L
 import pytest
 import torch
 from torch import nn
 
+from fitting import fit
 from nndl.backprop import backprop
 from nndl.costs import CrossEntropyCost, LogLikelihoodCost, QuadraticCost
-from nndl.data import MNISTDataModule
 from nndl.errors import ConfigError
 from nndl.models import MLP
 
@@ -46,27 +45,14 @@ def test_the_four_equations_give_autograds_gradients(cost, activation):
         assert layer.bias.grad.abs().max() > 1e-8  # a gradient that is there to compare
 
 
-def fit(model: MLP, data_dir, tmp_path) -> None:
-    dm = MNISTDataModule(data_dir, batch_size=10, examples_per_step=160, val_size=100, seed=3)
-    dm.prepare_data()
-    dm.setup("fit")
-    model.set_training_set(dm.n_train, dm.mini_batches_per_epoch)
-    trainer = L.Trainer(
-        max_epochs=4, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp_path,
-    )  # fmt: skip
-    trainer.fit(model, datamodule=dm)
-    assert trainer.global_step == 200
-
-
 @pytest.mark.parametrize("cost", COSTS)
 def test_training_with_the_four_equations_matches_autograd(cost, shared_mnist, tmp_path):
     torch.manual_seed(1)
     autograd = MLP(COSTS[cost], SGD, nn.Sigmoid, sizes=[784, 30, 10], init="default", l2=0.5, backprop="autograd")
     manual = MLP(COSTS[cost], SGD, nn.Sigmoid, sizes=[784, 30, 10], init="default", l2=0.5, backprop="manual")
     manual.load_state_dict(autograd.state_dict())
-    fit(autograd, shared_mnist, tmp_path)
-    fit(manual, shared_mnist, tmp_path)
+    for model in (autograd, manual):
+        assert fit(model, shared_mnist, tmp_path, max_epochs=4).global_step == 200
     for (name, p), q in zip(autograd.named_parameters(), manual.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=0, atol=1e-6, msg=name)
 

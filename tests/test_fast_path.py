@@ -5,13 +5,12 @@ import copy
 import functools
 from types import SimpleNamespace
 
-import lightning as L
 import pytest
 import torch
 from torch import nn
 
+from fitting import fit
 from nndl.costs import CrossEntropyCost, LogLikelihoodCost, QuadraticCost
-from nndl.data import MNISTDataModule
 from nndl.fast_backprop import fast_path_refusal
 from nndl.models import MLP
 
@@ -151,17 +150,9 @@ def test_the_refusals_name_their_reason():
 
 
 def test_the_trainer_takes_the_fast_path_and_logs_the_gradient_norms(shared_mnist, tmp_path):
-    dm = MNISTDataModule(shared_mnist, batch_size=10, examples_per_step=160, val_size=100, seed=3)
-    dm.prepare_data()
-    dm.setup("fit")
     torch.manual_seed(1)
     model = MLP(QuadraticCost(), OPTIMIZERS["momentum_l2"], nn.Sigmoid, sizes=[784, 30, 10], l2=1.0)
-    model.set_training_set(dm.n_train, dm.mini_batches_per_epoch)
-    trainer = L.Trainer(
-        max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp_path,
-    )  # fmt: skip
-    trainer.fit(model, datamodule=dm)
+    trainer = fit(model, shared_mnist, tmp_path, max_epochs=1)
     assert model._fast is not None and trainer.global_step == 50
     for l, layer in enumerate(model.layers, start=1):
         norm = trainer.callback_metrics[f"grad_norm/layer_{l}"]

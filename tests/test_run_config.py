@@ -168,6 +168,7 @@ def test_a_setting_the_class_does_not_take_is_named(tmp_path):
     cfg = load_run_config(edited(tmp_path, "data: {mini_batch_size: 10}"), ("data",))
     from nndl.build import build
 
-    with pytest.raises(ConfigError, match=r"mini_batch_size is not a setting of nndl.data.MNISTDataModule") as error:
+    with pytest.raises(ConfigError) as error:
         build(cfg.data)
+    assert str(error.value).startswith("data.mini_batch_size is not a setting of nndl.data.MNISTDataModule")
     assert "\n" not in str(error.value)
