@@ -10,7 +10,7 @@ from torch import nn
 from cli import ROOT
 from nndl.build import build_run
 from nndl.config import compose
-from nndl.costs import LogLikelihoodCost, QuadraticCost
+from nndl.costs import CrossEntropyCost, LogLikelihoodCost, QuadraticCost
 from nndl.errors import ConfigError
 from nndl.loggers import tensorboard_logger
 from nndl.models import CNN, MLP
@@ -104,3 +104,13 @@ def test_a_curve_fit_logging_to_csv_only_trains_without_its_figure(tmp_path):
     run.trainer.fit(run.model, datamodule=run.datamodule)
     with open(tmp_path / "metrics.csv") as f:
         assert [row["epoch"] for row in csv.DictReader(f) if row.get("val/loss")] == ["0.0"]
+
+
+@pytest.mark.parametrize("cost", [QuadraticCost(), CrossEntropyCost(), LogLikelihoodCost()], ids=type)
+def test_the_cost_of_each_mini_batch_is_computed_a_step_at_a_time(cost):
+    model = MLP(cost, SGD, nn.Sigmoid, sizes=[784, 30, 10])
+    sizes = [10, 10, 0, 3]  # a data-parallel share may be empty, an epoch's last mini-batch smaller
+    zs = [torch.randn(m, 10, dtype=torch.float64) for m in sizes]
+    ys = [torch.randint(0, 10, (m,)) for m in sizes]
+    expected = [cost(z, y) if len(y) else torch.zeros((), dtype=torch.float64) for z, y in zip(zs, ys, strict=True)]
+    torch.testing.assert_close(model.mini_batch_costs(zs, torch.cat(ys)), torch.stack(expected), rtol=0, atol=1e-12)

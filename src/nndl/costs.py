@@ -6,7 +6,8 @@ the predicted digit is argmax_j z^L_j, the same as argmax_j a^L_j because σ and
 
 Each cost has, as in the book's ``network2.py``:
 
-- ``__call__(z, y)``: the cost C averaged over the mini-batch (y holds digit labels 0–9),
+- ``per_example(z, y)``: the cost C_x of each example x (y holds digit labels 0–9),
+- ``__call__(z, y)``: the cost C = (1/m) Σ_x C_x averaged over the mini-batch's m examples,
 - ``output(z)``: the output activations a^L,
 - ``delta(z, y)``: the output error δ^L = ∂C_x/∂z^L of each example in closed form (equation BP1),
 
@@ -27,6 +28,7 @@ class Cost(Protocol):
 
     softmax: bool  # whether a^L is a softmax layer's output, which sums to 1 over the outputs
 
+    def per_example(self, z: Tensor, y: Tensor) -> Tensor: ...
     def __call__(self, z: Tensor, y: Tensor) -> Tensor: ...
     def output(self, z: Tensor) -> Tensor: ...
     def delta(self, z: Tensor, y: Tensor) -> Tensor: ...
@@ -45,9 +47,12 @@ class QuadraticCost:
 
     softmax = False
 
-    def __call__(self, z: Tensor, y: Tensor) -> Tensor:
+    def per_example(self, z: Tensor, y: Tensor) -> Tensor:
         a = torch.sigmoid(z)
-        return 0.5 * (a - one_hot(y, z)).pow(2).sum(dim=1).mean()
+        return 0.5 * (a - one_hot(y, z)).pow(2).sum(dim=1)
+
+    def __call__(self, z: Tensor, y: Tensor) -> Tensor:
+        return self.per_example(z, y).mean()
 
     def output(self, z: Tensor) -> Tensor:
         return torch.sigmoid(z)
@@ -66,8 +71,11 @@ class CrossEntropyCost:
 
     softmax = False
 
+    def per_example(self, z: Tensor, y: Tensor) -> Tensor:
+        return F.binary_cross_entropy_with_logits(z, one_hot(y, z), reduction="none").sum(dim=1)
+
     def __call__(self, z: Tensor, y: Tensor) -> Tensor:
-        return F.binary_cross_entropy_with_logits(z, one_hot(y, z), reduction="sum") / z.shape[0]
+        return self.per_example(z, y).mean()
 
     def output(self, z: Tensor) -> Tensor:
         return torch.sigmoid(z)
@@ -85,8 +93,11 @@ class LogLikelihoodCost:
 
     softmax = True
 
+    def per_example(self, z: Tensor, y: Tensor) -> Tensor:
+        return F.cross_entropy(z, y, reduction="none")
+
     def __call__(self, z: Tensor, y: Tensor) -> Tensor:
-        return F.cross_entropy(z, y)
+        return F.cross_entropy(z, y)  # per_example(z, y).mean(), in one operation
 
     def output(self, z: Tensor) -> Tensor:
         return torch.softmax(z, dim=1)
@@ -102,8 +113,11 @@ class SquaredError:
 
     softmax = False
 
+    def per_example(self, z: Tensor, y: Tensor) -> Tensor:
+        return 0.5 * (z - y).pow(2).sum(dim=1)
+
     def __call__(self, z: Tensor, y: Tensor) -> Tensor:
-        return 0.5 * (z - y).pow(2).sum(dim=1).mean()
+        return self.per_example(z, y).mean()
 
     def output(self, z: Tensor) -> Tensor:
         return z

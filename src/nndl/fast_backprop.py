@@ -86,12 +86,13 @@ class FastBackprop:
 
     g = ∇C + wd·p (the group's weight decay: network2.py's λ/n on the weights), v → μ v + g with the momentum
     buffer kept in ``optimizer.state[p]["momentum_buffer"]`` (so checkpoints and resumed runs carry it, and either
-    path can continue the other), p → p − lr·v — operation for operation, so that float32 rounding agrees too
-    (fusing BP4 and the update into one ``addmm_`` drifts by 1e-5 in 300 updates at η = 3).
+    path can continue the other), p → p − lr·v, operation for operation. With neither weight decay nor momentum,
+    BP4 and the update of w are one operation, w → w − η (δ^l)ᵀ a^{l−1}, as in network.py (in float32, equal to
+    torch's two operations but for the rounding of the last bits).
 
     Activations, errors and gradients live in buffers reused from one mini-batch to the next. ``expose_gradients``
-    makes them every parameter's ``.grad`` (for ``grad_norm/layer_<l>`` and the gradient histograms): the latest
-    mini-batch's ∂C/∂w, ∂C/∂b. Use where ``fast_path_refusal`` returns ``None``.
+    makes the latest mini-batch's ∂C/∂w, ∂C/∂b every parameter's ``.grad`` (for ``grad_norm/layer_<l>`` and the
+    gradient histograms). Use where ``fast_path_refusal`` returns ``None``.
     """
 
     def __init__(
@@ -109,6 +110,7 @@ class FastBackprop:
         ]
         self.eye = torch.eye(NUM_CLASSES, dtype=self.weights[0].dtype, device=self.weights[0].device)
         self.buffers: dict[int, _Buffers] = {}
+        self.last: list[tuple[Tensor, Tensor] | None] = [None] * len(layers)  # (δ^l, a^{l−1}) of the latest update
 
     def _buffers(self, m: int) -> _Buffers:
         if m not in self.buffers:
@@ -117,8 +119,9 @@ class FastBackprop:
         return self.buffers[m]
 
     @torch.no_grad()
-    def update(self, x: Tensor, y: Tensor, optimizer: torch.optim.Optimizer) -> tuple[Tensor, Tensor]:
-        """One update on the mini-batch (x, y); returns (z^L, C) of the mini-batch before the update."""
+    def update(self, x: Tensor, y: Tensor, optimizer: torch.optim.Optimizer) -> Tensor:
+        """One update on the mini-batch (x, y); returns z^L of the mini-batch before the update (its cost C is
+        not needed for the update: ``Network.mini_batch_costs`` computes it from z^L, a step at a time)."""
         weights, biases, m = self.weights, self.biases, len(y)
         buffers = self._buffers(m)
         a = x.flatten(1)  # a^0: the 784 pixels
@@ -128,17 +131,21 @@ class FastBackprop:
             activations.append(a)
         z = F.linear(a, weights[-1], biases[-1])  # z^L, a new tensor: the caller keeps it
         y_vec = torch.index_select(self.eye, 0, y, out=buffers.y_vec)
-        loss, delta = self._output_error(z, y, y_vec, buffers.out, 1 / m)
+        delta = self._output_error(z, y_vec, buffers.out, 1 / m)
         groups, step = optimizer.param_groups, self._step
         for l in range(len(weights) - 1, -1, -1):
             w, b, a = weights[l], biases[l], activations[l]
             nabla_w, nabla_b = self.grads[l]
             group_w, group_b = self.groups[l]
             below = self._backward_activation(torch.mm(delta, w), a) if l else None  # BP2, before w^l moves
-            step(optimizer, groups[group_w], w, torch.mm(delta.t(), a, out=nabla_w))  # BP4 and the update
+            group = groups[group_w]
+            if group["weight_decay"] or group["momentum"]:
+                step(optimizer, group, w, torch.mm(delta.t(), a, out=nabla_w))  # BP4 and the update
+            else:  # BP4 and the update in one: w → w − η (δ^l)ᵀ a^{l−1}
+                w.addmm_(delta.t(), a, alpha=-group["lr"])
             step(optimizer, groups[group_b], b, torch.sum(delta, 0, out=nabla_b))  # BP3 and the update
-            delta = below
-        return z, loss
+            self.last[l], delta = (delta, a), below
+        return z
 
     def _activate(self, z: Tensor) -> Tensor:
         """a = σ(z), in place."""
@@ -160,19 +167,14 @@ class FastBackprop:
             return torch.ops.aten.threshold_backward(grad, a, 0)
         return grad
 
-    def _output_error(self, z: Tensor, y: Tensor, y_vec: Tensor, out: Tensor, scale: float) -> tuple[Tensor, Tensor]:
-        """The mini-batch's cost C and δ^L / m (BP1)."""
+    def _output_error(self, z: Tensor, y_vec: Tensor, out: Tensor, scale: float) -> Tensor:
+        """δ^L / m (BP1), as autograd computes it from the mean cost."""
         if self.cost == "quadratic":  # δ^L = (a^L − y) ⊙ σ'(z^L)
             a = torch.sigmoid(z)
-            diff = torch.sub(a, y_vec, out=out)
-            flat = diff.view(-1)
-            loss = torch.dot(flat, flat).mul_(0.5 * scale)
-            return loss, torch.ops.aten.sigmoid_backward(diff.mul_(scale), a)
+            return torch.ops.aten.sigmoid_backward(torch.sub(a, y_vec, out=out).mul_(scale), a)
         if self.cost == "cross_entropy":  # δ^L = a^L − y
-            loss = F.binary_cross_entropy_with_logits(z, y_vec, reduction="sum").mul_(scale)
-            return loss, torch.sigmoid(z, out=out).sub_(y_vec).mul_(scale)
-        loss = F.cross_entropy(z, y)  # log-likelihood, softmax output: δ^L = a^L − y
-        return loss, torch.softmax(z, dim=1).sub_(y_vec).mul_(scale)
+            return torch.sigmoid(z, out=out).sub_(y_vec).mul_(scale)
+        return torch.softmax(z, dim=1).sub_(y_vec).mul_(scale)  # log-likelihood, softmax output: δ^L = a^L − y
 
     @staticmethod
     def _step(optimizer: torch.optim.Optimizer, group: dict, p: Tensor, grad: Tensor) -> None:
@@ -191,6 +193,8 @@ class FastBackprop:
         p.add_(grad, alpha=-group["lr"])
 
     def expose_gradients(self) -> None:
-        """Every parameter's ``.grad``: the latest mini-batch's ∂C/∂w, ∂C/∂b (C without the L2 term)."""
-        for w, b, (nabla_w, nabla_b) in zip(self.weights, self.biases, self.grads, strict=True):
+        """Every parameter's ``.grad``: the latest mini-batch's ∂C/∂w (BP4 again), ∂C/∂b (C without L2)."""
+        for w, b, (nabla_w, nabla_b), last in zip(self.weights, self.biases, self.grads, self.last, strict=True):
+            if last is not None:
+                torch.mm(last[0].t(), last[1], out=nabla_w)
             w.grad, b.grad = nabla_w, nabla_b

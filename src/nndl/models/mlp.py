@@ -111,7 +111,7 @@ class MLP(Classifier):
             layer.weight.grad, layer.bias.grad = nabla_w, nabla_b
         return z, loss
 
-    def update_mini_batch(self, x: Tensor, y: Tensor, optimizer: torch.optim.Optimizer) -> tuple[Tensor, Tensor]:
+    def update_mini_batch(self, x: Tensor, y: Tensor, optimizer: torch.optim.Optimizer) -> Tensor:
         """``model.backprop=fast``: the update in place by ``FastBackprop`` where it is exact, else ``Network``'s."""
         if optimizer is not self._fast_for:
             self._set_up_fast_path(optimizer)

@@ -114,20 +114,20 @@ class Network(EpochRecords):
         loss.backward()
         return z, loss
 
-    def update_mini_batch(self, x: Tensor, y: Tensor, optimizer: torch.optim.Optimizer) -> tuple[Tensor, Tensor]:
+    def update_mini_batch(self, x: Tensor, y: Tensor, optimizer: torch.optim.Optimizer) -> Tensor:
         """One step of gradient descent on the mini-batch (x, y), as network.py's ``update_mini_batch``: ∇C by
         backpropagation (chapter 2), then the optimizer's step (w → w − η ∇C for plain SGD, eq. 20–21).
 
-        Returns (z^L, C) of the mini-batch, before the step."""
+        Returns z^L of the mini-batch, before the step (its cost is computed from it, a step at a time)."""
         optimizer.zero_grad()
         if len(y):
-            z, loss = self.gradients(x, y)
+            z, _ = self.gradients(x, y)
         else:  # data-parallel: this process's share of a last, small mini-batch is empty
-            z, loss = self(x), torch.zeros((), device=self.device)
+            z = self(x)
         if self.trainer.world_size > 1:
             self.average_gradients(len(y))
         optimizer.step()
-        return z, loss
+        return z
 
     def average_gradients(self, n: int) -> None:
         """Data-parallel training: replace each process's ∇C over its ``n`` examples of the mini-batch by ∇C over
@@ -154,6 +154,15 @@ class Network(EpochRecords):
                 "own backward and step for every mini-batch; use 32-true or bf16-mixed"
             )
 
+    def mini_batch_costs(self, zs: list[Tensor], y: Tensor) -> Tensor:
+        """The cost C of each mini-batch (eq. 6: the mean of C_x over its examples) from its outputs ``zs`` and
+        the step's labels ``y``: one computation for the whole step instead of one per mini-batch. An empty
+        mini-batch (a data-parallel share) costs 0."""
+        sizes = torch.tensor([len(z) for z in zs], device=y.device)
+        mini_batch = torch.repeat_interleave(torch.arange(len(zs), device=y.device), sizes)  # of each example
+        costs = self.cost.per_example(torch.cat(zs), y)
+        return costs.new_zeros(len(zs)).index_add_(0, mini_batch, costs) / sizes.clamp(min=1)
+
     def training_step(self, batch: MiniBatches, batch_idx: int) -> dict[str, Tensor]:
         # The updates go straight to the torch optimizer: Lightning's optimizer wrapper runs its hooks on every
         # step, which costs more than a mini-batch of 10 takes to train. What the wrapper would add for the
@@ -161,20 +170,19 @@ class Network(EpochRecords):
         optimizer = self.optimizers().optimizer
         scheduler = self.lr_schedulers()
         steps = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
-        zs, losses = [], []
+        zs = []
         for x, y in batch.split():  # one gradient descent step per mini-batch (chapter 1, eq. 20–21)
-            z, loss = self.update_mini_batch(x, y, optimizer)
+            zs.append(self.update_mini_batch(x, y, optimizer).detach())
             if scheduler is not None:
                 scheduler.step()
             steps.increment_ready()
             steps.increment_completed()
-            zs.append(z.detach())
-            losses.append(loss.detach())
+        losses = self.mini_batch_costs(zs, batch.y)
         mean_loss = self._accumulate("train", batch, zs, losses)
         self.log("train/loss_step", mean_loss, on_step=True, on_epoch=False, batch_size=1)
         self.log_gradients()
         # for the callbacks (on_train_batch_end's outputs): nndl.divergence judges the losses and outputs z^L
-        return {"loss": mean_loss, "losses": torch.stack(losses), "z": torch.cat(zs)}
+        return {"loss": mean_loss, "losses": losses, "z": torch.cat(zs)}
 
     def validation_step(self, batch: MiniBatches, batch_idx: int) -> None:
         self._evaluate("val", batch)
@@ -185,5 +193,4 @@ class Network(EpochRecords):
     def _evaluate(self, stage: str, batch: MiniBatches) -> None:
         pairs = [(x, y) for x, y in batch.split() if len(y)]  # data-parallel: a share may be empty
         zs = [self(x) for x, _ in pairs]
-        losses = [self.cost(z, y) for z, (_, y) in zip(zs, pairs, strict=True)]
-        self._accumulate(stage, batch, zs, losses)
+        self._accumulate(stage, batch, zs, self.mini_batch_costs(zs, batch.y) if zs else torch.zeros(0))

@@ -39,7 +39,7 @@ class EpochRecords(L.LightningModule):
         """Metrics of the outputs z^L against the targets y, besides the loss; a new set on each call."""
         return {}
 
-    def _accumulate(self, stage: str, batch: MiniBatches, zs: list[Tensor], losses: list[Tensor]) -> Tensor:
+    def _accumulate(self, stage: str, batch: MiniBatches, zs: list[Tensor], losses: Tensor) -> Tensor:
         """Add a step's mini-batches to the epoch's loss and task metrics, on the device; return their mean loss.
 
         One metric update per step rather than per mini-batch: an update costs about as much as a
@@ -48,7 +48,7 @@ class EpochRecords(L.LightningModule):
         if not zs:  # data-parallel evaluation: nothing of this step fell to this process
             return torch.zeros((), device=self.device)
         sizes = torch.tensor([len(z) for z in zs], device=self.device, dtype=torch.float32)
-        loss = torch.stack(losses).float()
+        loss = losses.float()
         self.metrics[f"{stage}_loss"].update(loss, weight=sizes)
         for name in self.metric_names[1:]:
             self.metrics[f"{stage}_{name}"].update(torch.cat(zs), batch.y)
