@@ -42,7 +42,10 @@ def script_env(data_dir: Path | None) -> dict[str, str]:
 # (its module, Hydra, the run) starts afresh in every process. NNDL_TEST_FRESH_PROCESSES=1: a new interpreter per
 # script instead, as a user starts one (CI's real-data checks in .ci/run start them so too).
 PRELOAD = ["script_preload"]
-FRESH = os.environ.get("NNDL_TEST_FRESH_PROCESSES", "") not in ("", "0")
+FRESH = (
+    os.environ.get("NNDL_TEST_FRESH_PROCESSES", "") not in ("", "0")
+    or "forkserver" not in multiprocessing.get_all_start_methods()  # Windows
+)
 TIMEOUT_S = 300
 
 
