@@ -36,6 +36,7 @@ def read_run(run_dir: Path) -> tuple[set[str], dict, set[str]]:
 def test_default_run_trains_tests_and_logs(default_run: Run):
     run = default_run.dir
     assert "Final metrics" in default_run.stdout and "test/acc" in default_run.stdout
+    assert "Tip:" not in default_run.stdout + (run / "train.log").read_text()  # Lightning's advertisement
 
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["epochs"] == 2 and metrics["best_epoch"] in (0, 1)

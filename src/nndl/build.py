@@ -148,7 +148,15 @@ def quiet_library_noise() -> None:
     # of its own, which would print each of its messages twice.
     if logging.getLogger().hasHandlers():
         logging.getLogger("lightning").handlers.clear()
+    # Lightning 2.6 advertises a cloud logger at every Trainer's start: nothing about the run.
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if _not_a_tip not in rank_zero.filters:
+        rank_zero.addFilter(_not_a_tip)
     # The batches are cut from tensors in memory: worker processes would only add overhead.
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     # Raised inside Lightning itself with recent torch releases; nothing a user can act on.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+
+def _not_a_tip(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("💡 Tip")
