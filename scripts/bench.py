@@ -47,6 +47,10 @@ CASES = {
     "cnn_ch6_relu": Case(
         "CNN of ch. 6 (ch6_relu): 2 conv-pool ReLU, fc 100, SGD η=0.03, mini-batch 10", ("experiment=ch6_relu",)
     ),
+    "cnn_ch6_relu_autograd": Case(
+        "the same, `model.backprop=autograd` (without the CNN's fast path)",
+        ("experiment=ch6_relu", "model.backprop=autograd"),
+    ),
 }
 
 

@@ -80,6 +80,7 @@ BAD = [
     (["callbacks=eta_schedule", "callbacks.eta_schedule.stop_at=2"], "callbacks.eta_schedule.stop_at", "=2 "),
     (["model.l2=5", "optimizer.weight_decay=0.1"], "model.l2", "=5 "),
     (["model.backprop=manual", "model.dropout=0.5"], "model.dropout", "=0.5 "),
+    (["model=cnn", "model.backprop=manual"], "model.backprop", "=manual is not allowed for the CNN"),
     (["data.seed=${nowhere}"], "data.seed", "=${nowhere} "),
 ]
 

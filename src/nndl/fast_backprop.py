@@ -8,6 +8,7 @@ reused from one mini-batch to the next, no autograd graph and no optimizer step 
 autograd.
 """
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -42,6 +43,21 @@ def fast_path_refusal(
         return f"dropout {dropout}"
     if type(activation) not in FAST_ACTIVATIONS:
         return f"hidden activation {type(activation).__name__}"
+    parameters = [p for layer in layers for p in (layer.weight, layer.bias)]
+    return sgd_refusal(parameters, cost, optimizer, world_size=world_size, precision=precision)
+
+
+def sgd_refusal(
+    parameters: list[Tensor],
+    cost: Cost,
+    optimizer: torch.optim.Optimizer,
+    *,
+    world_size: int = 1,
+    precision: str | None = None,
+) -> str | None:
+    """What the fast paths need of the cost, the optimizer and the run (``None`` when all is met): a cost of
+    ``FAST_COSTS``, ``torch.optim.SGD`` over exactly ``parameters`` (any λ, momentum, learning rate per parameter
+    group; no Nesterov, dampening, maximize), one process, float32 or float64 parameters and precision."""
     if type(cost) not in FAST_COSTS:
         return f"cost {type(cost).__name__}"
     if type(optimizer) is not torch.optim.SGD:
@@ -50,7 +66,6 @@ def fast_path_refusal(
         return f"{world_size} processes"
     if precision is not None and precision not in FAST_PRECISIONS:
         return f"precision {precision}"
-    parameters = [p for layer in layers for p in (layer.weight, layer.bias)]
     if {p.dtype for p in parameters} - {torch.float32, torch.float64} or len({p.dtype for p in parameters}) > 1:
         return f"parameters of {sorted({str(p.dtype) for p in parameters})}"
     grouped: list[Tensor] = []
@@ -66,6 +81,68 @@ def fast_path_refusal(
     if len(grouped) != len(parameters) or {id(p) for p in grouped} != {id(p) for p in parameters}:
         return "the optimizer's parameters are not the network's"
     return None
+
+
+def activate(activation: str, z: Tensor) -> Tensor:
+    """a = σ(z), in place (σ one of ``FAST_ACTIVATIONS``' names)."""
+    if activation == "sigmoid":
+        return z.sigmoid_()
+    if activation == "tanh":
+        return z.tanh_()
+    if activation == "relu":
+        return z.relu_()
+    return z
+
+
+def backward_activation(activation: str, grad: Tensor, a: Tensor, out: Tensor | None = None) -> Tensor:
+    """grad ⊙ σ'(z), from a = σ(z), by autograd's own backward functions (the same rounding); into ``out`` if
+    given (which may be ``grad`` itself)."""
+    if activation == "identity":
+        return grad if out is None else out.copy_(grad)
+    if activation == "relu":  # σ' = 1 where a > 0, else 0
+        backward, args = torch.ops.aten.threshold_backward, (grad, a, 0)
+    elif activation == "sigmoid":  # σ' = (1 − a) a
+        backward, args = torch.ops.aten.sigmoid_backward, (grad, a)
+    else:  # tanh: σ' = 1 − a²
+        backward, args = torch.ops.aten.tanh_backward, (grad, a)
+    return backward(*args) if out is None else backward.grad_input(*args, grad_input=out)
+
+
+def sgd_step(optimizer: torch.optim.Optimizer, group: dict, p: Tensor, grad: Tensor) -> None:
+    """``torch.optim.SGD``'s update of one parameter, operation for operation; ``grad`` is the caller's buffer,
+    which gains the weight decay in place (a fresh tensor per update costs page faults for large layers)."""
+    weight_decay, momentum = group["weight_decay"], group["momentum"]
+    if weight_decay:
+        grad = grad.add_(p, alpha=weight_decay)
+    if momentum:
+        state = optimizer.state[p]
+        buf = state.get("momentum_buffer")
+        if buf is None:
+            buf = state["momentum_buffer"] = grad.detach().clone()
+        else:
+            buf.mul_(momentum).add_(grad)
+        grad = buf
+    p.add_(grad, alpha=-group["lr"])
+
+
+def weight_step(
+    optimizer: torch.optim.Optimizer,
+    group: dict,
+    w: Tensor,
+    delta: Tensor,
+    a: Tensor,
+    nabla_w: Tensor,
+    matrix: Callable[[Tensor], Tensor] = lambda t: t,
+) -> None:
+    """BP4 and the SGD update of a weight: ∂C/∂w = δᵀ a, then ``torch.optim.SGD``'s step (``matrix`` gives w and
+    ``nabla_w`` as the matrices δᵀ a fits, views of their memory). Without momentum one operation, network2.py's
+    w → (1 − η wd) w − η δᵀ a (eq. 93; in float32, torch's three operations but for the rounding of the last bits);
+    with momentum ∂C/∂w goes to ``nabla_w`` and ``sgd_step`` takes it from there."""
+    if group["momentum"]:
+        torch.mm(delta.t(), a, out=matrix(nabla_w))
+        sgd_step(optimizer, group, w, nabla_w)
+    else:
+        matrix(w).addmm_(delta.t(), a, beta=1 - group["lr"] * group["weight_decay"], alpha=-group["lr"])
 
 
 class _Buffers(NamedTuple):
@@ -86,17 +163,28 @@ class FastBackprop:
 
     g = ∇C + wd·p (the group's weight decay: network2.py's λ/n on the weights), v → μ v + g with the momentum
     buffer kept in ``optimizer.state[p]["momentum_buffer"]`` (so checkpoints and resumed runs carry it, and either
-    path can continue the other), p → p − lr·v, operation for operation. With neither weight decay nor momentum,
-    BP4 and the update of w are one operation, w → w − η (δ^l)ᵀ a^{l−1}, as in network.py (in float32, equal to
-    torch's two operations but for the rounding of the last bits).
+    path can continue the other), p → p − lr·v, operation for operation. Without momentum, BP4 and the update of
+    w are one operation, w → (1 − η wd) w − η (δ^l)ᵀ a^{l−1}, as in network.py and network2.py (``weight_step``;
+    in float32, equal to torch's operations but for the rounding of the last bits).
 
     Activations, errors and gradients live in buffers reused from one mini-batch to the next. ``expose_gradients``
     makes the latest mini-batch's ∂C/∂w, ∂C/∂b every parameter's ``.grad`` (for ``grad_norm/layer_<l>`` and the
     gradient histograms). Use where ``fast_path_refusal`` returns ``None``.
+
+    With ``input_error=True`` each update also leaves ∂C/∂a^0, the error of the input (δ^1 w^1, before w^1 moves),
+    in ``input_error``: the fully connected layers on top of the CNN's convolutions hand it down to them
+    (``nndl.fast_conv``).
     """
 
+    SUMMARY = "BP1–BP4 and the SGD update in place, no autograd"
+
     def __init__(
-        self, layers: list[nn.Linear], activation: nn.Module, cost: Cost, optimizer: torch.optim.Optimizer
+        self,
+        layers: list[nn.Linear],
+        activation: nn.Module,
+        cost: Cost,
+        optimizer: torch.optim.Optimizer,
+        input_error: bool = False,
     ) -> None:
         # The parameters themselves: moving a module to a device or dtype, or loading a state dict, keeps them.
         self.weights = [layer.weight for layer in layers]
@@ -111,6 +199,7 @@ class FastBackprop:
         self.eye = torch.eye(NUM_CLASSES, dtype=self.weights[0].dtype, device=self.weights[0].device)
         self.buffers: dict[int, _Buffers] = {}
         self.last: list[tuple[Tensor, Tensor] | None] = [None] * len(layers)  # (δ^l, a^{l−1}) of the latest update
+        self.input_error: Tensor | None = torch.empty(0) if input_error else None  # ∂C/∂a^0 of the latest update
 
     def _buffers(self, m: int) -> _Buffers:
         if m not in self.buffers:
@@ -124,48 +213,28 @@ class FastBackprop:
         not needed for the update: ``Network.mini_batch_costs`` computes it from z^L, a step at a time)."""
         weights, biases, m = self.weights, self.biases, len(y)
         buffers = self._buffers(m)
-        a = x.flatten(1)  # a^0: the 784 pixels
+        a = x.flatten(1)  # a^0: the 784 pixels (or the CNN's last feature maps)
         activations = [a]
         for w, b in zip(weights[:-1], biases[:-1], strict=True):
-            a = self._activate(F.linear(a, w, b))  # a^l = σ(w^l a^{l−1} + b^l), as nn.Linear computes z^l
+            a = activate(self.activation, F.linear(a, w, b))  # a^l = σ(w^l a^{l−1} + b^l), as nn.Linear computes z^l
             activations.append(a)
         z = F.linear(a, weights[-1], biases[-1])  # z^L, a new tensor: the caller keeps it
         y_vec = torch.index_select(self.eye, 0, y, out=buffers.y_vec)
         delta = self._output_error(z, y_vec, buffers.out, 1 / m)
-        groups, step = optimizer.param_groups, self._step
+        groups, step = optimizer.param_groups, sgd_step
         for l in range(len(weights) - 1, -1, -1):
             w, b, a = weights[l], biases[l], activations[l]
             nabla_w, nabla_b = self.grads[l]
             group_w, group_b = self.groups[l]
-            below = self._backward_activation(torch.mm(delta, w), a) if l else None  # BP2, before w^l moves
-            group = groups[group_w]
-            if group["weight_decay"] or group["momentum"]:
-                step(optimizer, group, w, torch.mm(delta.t(), a, out=nabla_w))  # BP4 and the update
-            else:  # BP4 and the update in one: w → w − η (δ^l)ᵀ a^{l−1}
-                w.addmm_(delta.t(), a, alpha=-group["lr"])
+            below = None
+            if l:  # BP2, before w^l moves
+                below = backward_activation(self.activation, torch.mm(delta, w), a)
+            elif self.input_error is not None:  # ∂C/∂a^0 = δ^1 w^1
+                self.input_error = torch.mm(delta, w)
+            weight_step(optimizer, groups[group_w], w, delta, a, nabla_w)  # BP4 and the update
             step(optimizer, groups[group_b], b, torch.sum(delta, 0, out=nabla_b))  # BP3 and the update
             self.last[l], delta = (delta, a), below
         return z
-
-    def _activate(self, z: Tensor) -> Tensor:
-        """a = σ(z), in place."""
-        if self.activation == "sigmoid":
-            return z.sigmoid_()
-        if self.activation == "tanh":
-            return z.tanh_()
-        if self.activation == "relu":
-            return z.relu_()
-        return z
-
-    def _backward_activation(self, grad: Tensor, a: Tensor) -> Tensor:
-        """grad ⊙ σ'(z), from a = σ(z), by autograd's own backward functions (the same rounding)."""
-        if self.activation == "sigmoid":  # σ' = (1 − a) a
-            return torch.ops.aten.sigmoid_backward(grad, a)
-        if self.activation == "tanh":  # σ' = 1 − a²
-            return torch.ops.aten.tanh_backward(grad, a)
-        if self.activation == "relu":  # σ' = 1 where a > 0, else 0
-            return torch.ops.aten.threshold_backward(grad, a, 0)
-        return grad
 
     def _output_error(self, z: Tensor, y_vec: Tensor, out: Tensor, scale: float) -> Tensor:
         """δ^L / m (BP1), as autograd computes it from the mean cost."""
@@ -176,25 +245,10 @@ class FastBackprop:
             return torch.sigmoid(z, out=out).sub_(y_vec).mul_(scale)
         return torch.softmax(z, dim=1).sub_(y_vec).mul_(scale)  # log-likelihood, softmax output: δ^L = a^L − y
 
-    @staticmethod
-    def _step(optimizer: torch.optim.Optimizer, group: dict, p: Tensor, grad: Tensor) -> None:
-        """``torch.optim.SGD``'s update of one parameter, operation for operation."""
-        weight_decay, momentum = group["weight_decay"], group["momentum"]
-        if weight_decay:
-            grad = grad.add(p, alpha=weight_decay)
-        if momentum:
-            state = optimizer.state[p]
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = grad.detach().clone()
-            else:
-                buf.mul_(momentum).add_(grad)
-            grad = buf
-        p.add_(grad, alpha=-group["lr"])
-
     def expose_gradients(self) -> None:
-        """Every parameter's ``.grad``: the latest mini-batch's ∂C/∂w (BP4 again), ∂C/∂b (C without L2)."""
+        """Every parameter's ``.grad``: the latest mini-batch's ∂C/∂w, ∂C/∂b (BP3 and BP4 again: C without L2)."""
         for w, b, (nabla_w, nabla_b), last in zip(self.weights, self.biases, self.grads, self.last, strict=True):
             if last is not None:
                 torch.mm(last[0].t(), last[1], out=nabla_w)
+                torch.sum(last[0], 0, out=nabla_b)
             w.grad, b.grad = nabla_w, nabla_b

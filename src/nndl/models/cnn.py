@@ -8,9 +8,12 @@ from torch import Tensor, nn
 
 from nndl.costs import Cost
 from nndl.errors import ConfigError, check_range
+from nndl.fast_conv import FastConvBackprop, conv_fast_path_refusal
 from nndl.mnist_shape import IMAGE_SIZE, NUM_CLASSES
 from nndl.models.classifier import Classifier
-from nndl.models.network import BUILT_ARGUMENTS, Activation, OptimizerFactory, SchedulerFactory
+from nndl.models.network import BUILT_ARGUMENTS, Activation, FastPath, OptimizerFactory, SchedulerFactory
+
+BACKPROPS = ("fast", "autograd")
 
 
 class CNN(Classifier):
@@ -40,6 +43,11 @@ class CNN(Classifier):
         dropout: the probability of dropping each input of the fully connected layers while training, as the
             book's network3.py does (chapter 6).
         l2: λ of the book's L2 regularisation (see ``Network``).
+        backprop: ``fast`` (the default): each mini-batch's update by backpropagation through the conv-pool layers
+            written out and SGD in place (``nndl.fast_conv.FastConvBackprop``) wherever that is exact: SGD with or
+            without momentum and L2, sigmoid/tanh/relu/identity neurons, the three costs, no BatchNorm, no dropout,
+            one process, 32 or 64-bit (chapter 6's networks); anything else takes ``autograd`` (the run logs
+            which and why). ``autograd``: autograd and the torch optimizer.
         scheduler: an optional learning-rate schedule (see ``Network``).
     """
 
@@ -59,10 +67,16 @@ class CNN(Classifier):
         pool_first: bool = False,
         dropout: float = 0.0,
         l2: float = 0.0,
+        backprop: str = "fast",
         scheduler: SchedulerFactory | None = None,
     ) -> None:
         super().__init__(cost, optimizer, scheduler, l2)
         check_range("model.dropout", dropout, 0, 1, integer=False, open_high=True)
+        if backprop not in BACKPROPS:
+            raise ConfigError(
+                f"model.backprop={backprop!r} is not allowed for the CNN: choose one of {', '.join(BACKPROPS)}"
+            )
+        self.backprop = backprop
         self.save_hyperparameters(ignore=BUILT_ARGUMENTS, logger=False)
         self.channels, self.fc_sizes = list(channels), list(fc_sizes)
         blocks: list[nn.Module] = []
@@ -101,6 +115,15 @@ class CNN(Classifier):
     @property
     def architecture(self) -> str:
         return "-".join([*(f"conv{c}" for c in self.channels), *(f"fc{n}" for n in self.fc_sizes), str(NUM_CLASSES)])
+
+    def fast_path(self, optimizer: torch.optim.Optimizer, world_size: int, precision: str | None) -> FastPath | str:
+        fc = [module for module in self.classifier if isinstance(module, nn.Linear)]
+        dropout = max((module.p for module in self.classifier if isinstance(module, nn.Dropout)), default=0.0)
+        hidden = [m for m in self.classifier if not isinstance(m, (nn.Flatten, nn.Dropout, nn.Linear))]
+        activation = hidden[0] if hidden else nn.Identity()  # the fully connected layers' σ (none without them)
+        args = (self.features, fc, activation, self.cost, optimizer)
+        reason = conv_fast_path_refusal(*args, dropout=dropout, world_size=world_size, precision=precision)
+        return reason or FastConvBackprop(*args)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.features(x.contiguous(memory_format=self.memory_format)))  # z^L

@@ -1,7 +1,6 @@
 """The book's fully connected network (``network.py``, ``network2.py``) as a LightningModule."""
 
 import itertools
-import logging
 from collections.abc import Sequence
 
 import torch
@@ -13,9 +12,7 @@ from nndl.errors import ConfigError, check_range
 from nndl.fast_backprop import FastBackprop, fast_path_refusal
 from nndl.mnist_shape import IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS
 from nndl.models.classifier import Classifier
-from nndl.models.network import BUILT_ARGUMENTS, Activation, OptimizerFactory, SchedulerFactory
-
-log = logging.getLogger(__name__)
+from nndl.models.network import BUILT_ARGUMENTS, Activation, FastPath, OptimizerFactory, SchedulerFactory
 
 INITS = ("large", "default")
 BACKPROPS = ("fast", "autograd", "manual")
@@ -81,8 +78,6 @@ class MLP(Classifier):
         self.activation = activation()
         self.dropout = nn.Dropout(dropout)
         self.backprop = backprop
-        self._fast: FastBackprop | None = None  # the fast path of the optimizer it was set up for, if it applies
-        self._fast_for: torch.optim.Optimizer | None = None
         self.reset_parameters()
 
     @torch.no_grad()
@@ -111,37 +106,19 @@ class MLP(Classifier):
             layer.weight.grad, layer.bias.grad = nabla_w, nabla_b
         return z, loss
 
-    def update_mini_batch(self, x: Tensor, y: Tensor, optimizer: torch.optim.Optimizer) -> Tensor:
-        """``model.backprop=fast``: the update in place by ``FastBackprop`` where it is exact, else ``Network``'s."""
-        if optimizer is not self._fast_for:
-            self._set_up_fast_path(optimizer)
-        if self._fast is None:
-            return super().update_mini_batch(x, y, optimizer)
-        return self._fast.update(x, y, optimizer)
-
-    def _set_up_fast_path(self, optimizer: torch.optim.Optimizer) -> None:
-        """Decide, once per optimizer, whether the fast path applies; log which path the run takes and why."""
-        self._fast_for, self._fast = optimizer, None
-        if self.backprop != "fast":
-            return
-        trainer = self._trainer
+    def fast_path(self, optimizer: torch.optim.Optimizer, world_size: int, precision: str | None) -> FastPath | str:
+        layers = list(self.layers)
         reason = fast_path_refusal(
-            list(self.layers),
+            layers,
             self.activation,
             self.cost,
             optimizer,
             dropout=self.dropout.p,
-            world_size=trainer.world_size if trainer is not None else 1,
-            precision=str(trainer.precision) if trainer is not None else None,
+            world_size=world_size,
+            precision=precision,
         )
-        if reason is None:
-            self._fast = FastBackprop(list(self.layers), self.activation, self.cost, optimizer)
-            log.info("model.backprop=fast: BP1–BP4 and the SGD update in place, no autograd")
-        else:
-            log.info(f"model.backprop=fast does not apply ({reason}): autograd and the torch optimizer")
+        return reason or FastBackprop(layers, self.activation, self.cost, optimizer)
 
     def log_gradients(self) -> None:
-        if self._fast is not None:
-            self._fast.expose_gradients()  # .grad of every parameter: the last mini-batch's ∂C/∂w, ∂C/∂b
         norms = {f"grad_norm/layer_{l}": layer.bias.grad.norm() for l, layer in enumerate(self.layers, start=1)}
         self.log_dict(norms, on_step=True, on_epoch=False, batch_size=1)

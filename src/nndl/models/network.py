@@ -13,7 +13,9 @@ consecutive mini-batches of the epoch's shuffled order (those of ``data.examples
 over them: with the book's mini-batches of 10, that cost would otherwise exceed the arithmetic.
 """
 
+import logging
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
@@ -28,6 +30,19 @@ SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]  # (optim
 Activation = Callable[[], nn.Module]
 # Constructor arguments that are objects built from their own config groups, not hyperparameters to save.
 BUILT_ARGUMENTS = ["cost", "optimizer", "scheduler", "activation", "conv_activation"]
+
+log = logging.getLogger(__name__)
+
+
+class FastPath(Protocol):
+    """An update of the whole network on a mini-batch written out, in place (``nndl.fast_backprop``,
+    ``nndl.fast_conv``): what ``model.backprop=fast`` takes where it reproduces autograd and the optimizer."""
+
+    SUMMARY: str
+
+    def update(self, x: Tensor, y: Tensor, optimizer: torch.optim.Optimizer) -> Tensor: ...
+
+    def expose_gradients(self) -> None: ...
 
 
 class Network(EpochRecords):
@@ -60,6 +75,9 @@ class Network(EpochRecords):
         self.l2 = l2
         self.n_train: int | None = None  # set_training_set: the book's n
         self.updates_per_epoch: int | None = None
+        self.backprop = "autograd"  # models with a fast path take "fast" (model.backprop)
+        self._fast: FastPath | None = None  # the fast path of the optimizer it was set up for, if it applies
+        self._fast_for: torch.optim.Optimizer | None = None
 
     @property
     def architecture(self) -> str:
@@ -116,9 +134,14 @@ class Network(EpochRecords):
 
     def update_mini_batch(self, x: Tensor, y: Tensor, optimizer: torch.optim.Optimizer) -> Tensor:
         """One step of gradient descent on the mini-batch (x, y), as network.py's ``update_mini_batch``: ∇C by
-        backpropagation (chapter 2), then the optimizer's step (w → w − η ∇C for plain SGD, eq. 20–21).
+        backpropagation (chapter 2), then the optimizer's step (w → w − η ∇C for plain SGD, eq. 20–21). With
+        ``model.backprop=fast``, where the model's fast path reproduces that exactly, the fast path makes it.
 
         Returns z^L of the mini-batch, before the step (its cost is computed from it, a step at a time)."""
+        if optimizer is not self._fast_for:
+            self._set_up_fast_path(optimizer)
+        if self._fast is not None:
+            return self._fast.update(x, y, optimizer)
         optimizer.zero_grad()
         if len(y):
             z, _ = self.gradients(x, y)
@@ -128,6 +151,24 @@ class Network(EpochRecords):
             self.average_gradients(len(y))
         optimizer.step()
         return z
+
+    def fast_path(self, optimizer: torch.optim.Optimizer, world_size: int, precision: str | None) -> FastPath | str:
+        """The model's fast path for this optimizer, or why it does not apply; a model without one says so."""
+        return f"{type(self).__name__} has none"
+
+    def _set_up_fast_path(self, optimizer: torch.optim.Optimizer) -> None:
+        """Decide, once per optimizer, whether the fast path applies; log which path the run takes and why."""
+        self._fast_for, self._fast = optimizer, None
+        if self.backprop != "fast":
+            return
+        trainer = self._trainer
+        world_size = trainer.world_size if trainer is not None else 1
+        fast = self.fast_path(optimizer, world_size, str(trainer.precision) if trainer is not None else None)
+        if isinstance(fast, str):
+            log.info(f"model.backprop=fast does not apply ({fast}): autograd and the torch optimizer")
+        else:
+            self._fast = fast
+            log.info(f"model.backprop=fast: {fast.SUMMARY}")
 
     def average_gradients(self, n: int) -> None:
         """Data-parallel training: replace each process's ∇C over its ``n`` examples of the mini-batch by ∇C over
@@ -180,6 +221,8 @@ class Network(EpochRecords):
         losses = self.mini_batch_costs(zs, batch.y)
         mean_loss = self._accumulate("train", batch, zs, losses)
         self.log("train/loss_step", mean_loss, on_step=True, on_epoch=False, batch_size=1)
+        if self._fast is not None:
+            self._fast.expose_gradients()  # .grad of every parameter: the last mini-batch's ∂C/∂w, ∂C/∂b
         self.log_gradients()
         # for the callbacks (on_train_batch_end's outputs): nndl.divergence judges the losses and outputs z^L
         return {"loss": mean_loss, "losses": losses, "z": torch.cat(zs)}

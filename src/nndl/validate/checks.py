@@ -52,6 +52,11 @@ def _check_cnn_fits_image(cfg: DictConfig) -> None:
 
 def _check_manual_backprop(cfg: DictConfig) -> None:
     dropout = get(cfg, "model.dropout")
+    if get(cfg, "model.backprop") == "manual" and get(cfg, "model._target_") == "nndl.models.CNN":
+        raise ConfigError(
+            "model.backprop=manual is not allowed for the CNN: the book's four equations are the MLP's; choose "
+            "fast or autograd"
+        )
     if get(cfg, "model.backprop") == "manual" and dropout:
         raise ConfigError(
             f"model.dropout={dropout} is not allowed with model.backprop=manual: the book's four equations have no "
