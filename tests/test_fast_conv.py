@@ -35,6 +35,7 @@ CASES = {
     ),
     "pool_first": ({"pool_first": True}, QuadraticCost(), SGD, 0.01),
     "nchw_no_hidden_fc": ({"channels_last": False, "fc_sizes": []}, LogLikelihoodCost(), MOMENTUM, 0.0),
+    "ch6_dropout": ({"fc_sizes": [30, 20], "dropout": 0.3}, LogLikelihoodCost(), MOMENTUM, 0.01),
     "identity_pool_3_two_fc": (
         {"channels": [5], "conv_activation": nn.Identity, "pool_size": 3, "fc_sizes": [12, 8]},
         QuadraticCost(),
@@ -75,10 +76,12 @@ def test_the_fast_path_is_autograd_and_torchs_sgd(case):
     fast_opt, slow_opt = optimizer(groups(fast, decay)), optimizer(groups(slow, decay))
     start = [p.detach().clone() for p in fast.parameters()]
     generator = torch.Generator().manual_seed(1)
-    for m in (10, 10, 7):  # a smaller last mini-batch, as at an epoch's end
+    for step, m in enumerate((10, 10, 7)):  # a smaller last mini-batch, as at an epoch's end
         x = torch.rand(m, 1, 28, 28, dtype=torch.float64, generator=generator)
         y = torch.randint(0, 10, (m,), generator=generator)
+        torch.manual_seed(100 + step)  # dropout's masks: both paths draw them from the same state
         z_fast = fast.update_mini_batch(x, y, fast_opt)
+        torch.manual_seed(100 + step)
         z_slow, loss_slow = autograd_update(slow, x, y, slow_opt)
         torch.testing.assert_close(z_fast, z_slow, rtol=0, atol=1e-9)
         torch.testing.assert_close(fast.mini_batch_costs([z_fast], y), loss_slow.reshape(1), rtol=0, atol=1e-9)
@@ -123,23 +126,21 @@ def test_a_run_saved_on_one_path_continues_on_the_other():
     ("settings", "optimizer", "reason"),
     [
         ({"batch_norm": True}, SGD, "batch_norm"),
-        ({"dropout": 0.5}, SGD, "dropout 0.5"),
         ({"conv_activation": nn.GELU}, SGD, "conv activation GELU"),
         ({"activation": nn.GELU}, SGD, "hidden activation GELU"),
         ({}, functools.partial(torch.optim.Adam, lr=1e-3), "optimizer Adam"),
         ({}, functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9, nesterov=True), "SGD with nesterov"),
         ({"backprop": "autograd"}, SGD, None),
     ],
-    ids=["batch_norm", "dropout", "gelu_conv", "gelu_fc", "adam", "nesterov", "autograd"],
+    ids=["batch_norm", "gelu_conv", "gelu_fc", "adam", "nesterov", "autograd"],
 )
 def test_where_it_is_not_exact_autograd_trains(settings, optimizer, reason):
     net = make(settings, LogLikelihoodCost(), optimizer, dtype=torch.float32)
     opt = optimizer(net.parameters())
     fc = [module for module in net.classifier if isinstance(module, nn.Linear)]
     hidden = next(m for m in net.classifier if not isinstance(m, (nn.Flatten, nn.Dropout, nn.Linear)))
-    dropout = max((m.p for m in net.classifier if isinstance(m, nn.Dropout)), default=0.0)
     if reason is not None:
-        assert conv_fast_path_refusal(net.features, fc, hidden, net.cost, opt, dropout=dropout) == reason
+        assert conv_fast_path_refusal(net.features, fc, hidden, net.cost, opt) == reason
     net._trainer = SimpleNamespace(world_size=1, precision="32-true")  # what the base path asks of its Trainer
     before = [p.detach().clone() for p in net.parameters()]
     net.update_mini_batch(torch.rand(4, 1, 28, 28), torch.tensor([1, 2, 3, 4]), opt)

@@ -31,16 +31,13 @@ def fast_path_refusal(
     cost: Cost,
     optimizer: torch.optim.Optimizer,
     *,
-    dropout: float = 0.0,
     world_size: int = 1,
     precision: str | None = None,
 ) -> str | None:
     """Why ``FastBackprop`` would not reproduce autograd and ``optimizer.step()`` for this network; ``None`` when
     it does: ``torch.optim.SGD`` (any λ, momentum, learning rate per parameter group; no Nesterov, dampening,
-    maximize), the activations of ``FAST_ACTIVATIONS``, the costs of ``FAST_COSTS``, no dropout, one process (data
-    parallel runs synchronise gradients in the base path), float32 or float64 parameters and precision."""
-    if dropout:
-        return f"dropout {dropout}"
+    maximize), the activations of ``FAST_ACTIVATIONS``, the costs of ``FAST_COSTS``, one process (data parallel
+    runs synchronise gradients in the base path), float32 or float64 parameters and precision."""
     if type(activation) not in FAST_ACTIVATIONS:
         return f"hidden activation {type(activation).__name__}"
     parameters = [p for layer in layers for p in (layer.weight, layer.bias)]
@@ -174,6 +171,11 @@ class FastBackprop:
     With ``input_error=True`` each update also leaves ∂C/∂a^0, the error of the input (δ^1 w^1, before w^1 moves),
     in ``input_error``: the fully connected layers on top of the CNN's convolutions hand it down to them
     (``nndl.fast_conv``).
+
+    Dropout (chapter 3) with probability ``dropout`` on the inputs of every layer but the first (the MLP's hidden
+    neurons), and of the first too with ``drop_input`` (the CNN's fully connected layers): the masks are drawn as
+    ``nn.Dropout`` draws them, so a run takes the same random numbers on either path; a dropped neuron's error is
+    0 (BP2 ⊙ the mask) and the weights see the dropped activations (BP4).
     """
 
     SUMMARY = "BP1–BP4 and the SGD update in place, no autograd"
@@ -185,6 +187,8 @@ class FastBackprop:
         cost: Cost,
         optimizer: torch.optim.Optimizer,
         input_error: bool = False,
+        dropout: float = 0.0,
+        drop_input: bool = False,
     ) -> None:
         # The parameters themselves: moving a module to a device or dtype, or loading a state dict, keeps them.
         self.weights = [layer.weight for layer in layers]
@@ -200,6 +204,7 @@ class FastBackprop:
         self.buffers: dict[int, _Buffers] = {}
         self.last: list[tuple[Tensor, Tensor] | None] = [None] * len(layers)  # (δ^l, a^{l−1}) of the latest update
         self.input_error: Tensor | None = torch.empty(0) if input_error else None  # ∂C/∂a^0 of the latest update
+        self.dropout, self.drop_input = dropout, drop_input
 
     def _buffers(self, m: int) -> _Buffers:
         if m not in self.buffers:
@@ -214,27 +219,41 @@ class FastBackprop:
         weights, biases, m = self.weights, self.biases, len(y)
         buffers = self._buffers(m)
         a = x.flatten(1)  # a^0: the 784 pixels (or the CNN's last feature maps)
-        activations = [a]
-        for w, b in zip(weights[:-1], biases[:-1], strict=True):
-            a = activate(self.activation, F.linear(a, w, b))  # a^l = σ(w^l a^{l−1} + b^l), as nn.Linear computes z^l
-            activations.append(a)
-        z = F.linear(a, weights[-1], biases[-1])  # z^L, a new tensor: the caller keeps it
+        outputs, inputs, masks = [a], [], []  # each layer's a^{l−1}; its input (after dropout); the dropout masks
+        for l, (w, b) in enumerate(zip(weights, biases, strict=True)):
+            mask = self._dropout_mask(a) if self.dropout and (l or self.drop_input) else None
+            inputs.append(a if mask is None else a * mask)
+            masks.append(mask)
+            if l == len(weights) - 1:
+                break
+            a = activate(self.activation, F.linear(inputs[-1], w, b))  # a^l = σ(w^l a^{l−1} + b^l), as nn.Linear
+            outputs.append(a)
+        z = F.linear(inputs[-1], weights[-1], biases[-1])  # z^L, a new tensor: the caller keeps it
         y_vec = torch.index_select(self.eye, 0, y, out=buffers.y_vec)
         delta = self._output_error(z, y_vec, buffers.out, 1 / m)
         groups, step = optimizer.param_groups, sgd_step
         for l in range(len(weights) - 1, -1, -1):
-            w, b, a = weights[l], biases[l], activations[l]
+            w, b, a_in = weights[l], biases[l], inputs[l]
             nabla_w, nabla_b = self.grads[l]
             group_w, group_b = self.groups[l]
             below = None
-            if l:  # BP2, before w^l moves
-                below = backward_activation(self.activation, torch.mm(delta, w), a)
-            elif self.input_error is not None:  # ∂C/∂a^0 = δ^1 w^1
-                self.input_error = torch.mm(delta, w)
-            weight_step(optimizer, groups[group_w], w, delta, a, nabla_w)  # BP4 and the update
+            if l or self.input_error is not None:  # BP2, before w^l moves: ∂C/∂a^{l−1} = δ^l w^l (⊙ the mask)
+                grad = torch.mm(delta, w)
+                if masks[l] is not None:
+                    grad.mul_(masks[l])
+                if l:  # ⊙ σ'(z^{l−1})
+                    below = backward_activation(self.activation, grad, outputs[l])
+                else:  # ∂C/∂a^0: for the layers below (the CNN's)
+                    self.input_error = grad
+            weight_step(optimizer, groups[group_w], w, delta, a_in, nabla_w)  # BP4 and the update
             step(optimizer, groups[group_b], b, torch.sum(delta, 0, out=nabla_b))  # BP3 and the update
-            self.last[l], delta = (delta, a), below
+            self.last[l], delta = (delta, a_in), below
         return z
+
+    def _dropout_mask(self, a: Tensor) -> Tensor:
+        """Dropout's mask for a (chapter 3): each value kept with probability 1 − p and then scaled by 1/(1 − p),
+        drawn as ``nn.Dropout`` draws it on the CPU (the same random numbers, in the same order)."""
+        return torch.empty_like(a).bernoulli_(1 - self.dropout).div_(1 - self.dropout)
 
     def _output_error(self, z: Tensor, y_vec: Tensor, out: Tensor, scale: float) -> Tensor:
         """δ^L / m (BP1), as autograd computes it from the mean cost."""

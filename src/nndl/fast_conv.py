@@ -131,17 +131,14 @@ def conv_fast_path_refusal(
     cost: Cost,
     optimizer: torch.optim.Optimizer,
     *,
-    dropout: float = 0.0,
     world_size: int = 1,
     precision: str | None = None,
 ) -> str | None:
     """Why ``FastConvBackprop`` would not reproduce autograd and ``optimizer.step()`` for this CNN; ``None`` when
-    it does: conv-pool blocks of ``FAST_ACTIVATIONS`` (no BatchNorm), no dropout, and what ``sgd_refusal`` asks."""
+    it does: conv-pool blocks of ``FAST_ACTIVATIONS`` (no BatchNorm), and what ``sgd_refusal`` asks."""
     blocks = conv_blocks(features)
     if isinstance(blocks, str):
         return blocks
-    if dropout:
-        return f"dropout {dropout}"
     if len(fc_layers) > 1 and type(activation) not in FAST_ACTIVATIONS:
         return f"hidden activation {type(activation).__name__}"
     parameters = [p for block in blocks for p in (block.conv.weight, block.conv.bias)]
@@ -151,9 +148,9 @@ def conv_fast_path_refusal(
 
 class FastConvBackprop:
     """One SGD update of ``nndl.models.CNN`` on a mini-batch, in place: the equations of this module's docstring
-    for the conv-pool layers, ``FastBackprop`` for the fully connected ones, and each parameter updated as
-    ``torch.optim.SGD.step`` does (``sgd_step``; with neither weight decay nor momentum, BP4 and the update of
-    w are one ``addmm_``). No autograd graph, no optimizer step. ``expose_gradients`` makes the latest
+    for the conv-pool layers, ``FastBackprop`` for the fully connected ones (and their dropout), and each
+    parameter updated as ``torch.optim.SGD.step`` does (``sgd_step``; without momentum, BP4 and the update of w
+    are one ``addmm_``: ``weight_step``). No autograd graph, no optimizer step. ``expose_gradients`` makes the latest
     mini-batch's ∂C/∂w, ∂C/∂b every parameter's ``.grad`` (for the gradient histograms). Use where
     ``conv_fast_path_refusal`` returns ``None``."""
 
@@ -166,11 +163,15 @@ class FastConvBackprop:
         activation: nn.Module,
         cost: Cost,
         optimizer: torch.optim.Optimizer,
+        dropout: float = 0.0,
     ) -> None:
         blocks = conv_blocks(features)
         assert not isinstance(blocks, str), blocks
         self.blocks = blocks
-        self.fc = FastBackprop(fc_layers, activation, cost, optimizer, input_error=True)
+        # the fully connected layers, dropout on each one's inputs as network3.py: ∂C/∂(the last maps) comes back
+        self.fc = FastBackprop(
+            fc_layers, activation, cost, optimizer, input_error=True, dropout=dropout, drop_input=True
+        )
         group_of = {id(p): i for i, group in enumerate(optimizer.param_groups) for p in group["params"]}
         self.groups = [(group_of[id(b.conv.weight)], group_of[id(b.conv.bias)]) for b in blocks]
         self.grads = [(torch.zeros_like(b.conv.weight), torch.zeros_like(b.conv.bias)) for b in blocks]

@@ -45,7 +45,7 @@ class CNN(Classifier):
         l2: λ of the book's L2 regularisation (see ``Network``).
         backprop: ``fast`` (the default): each mini-batch's update by backpropagation through the conv-pool layers
             written out and SGD in place (``nndl.fast_conv.FastConvBackprop``) wherever that is exact: SGD with or
-            without momentum and L2, sigmoid/tanh/relu/identity neurons, the three costs, no BatchNorm, no dropout,
+            without momentum and L2, sigmoid/tanh/relu/identity neurons, the three costs, dropout, no BatchNorm,
             one process, 32 or 64-bit (chapter 6's networks); anything else takes ``autograd`` (the run logs
             which and why). ``autograd``: autograd and the torch optimizer.
         scheduler: an optional learning-rate schedule (see ``Network``).
@@ -122,8 +122,8 @@ class CNN(Classifier):
         hidden = [m for m in self.classifier if not isinstance(m, (nn.Flatten, nn.Dropout, nn.Linear))]
         activation = hidden[0] if hidden else nn.Identity()  # the fully connected layers' σ (none without them)
         args = (self.features, fc, activation, self.cost, optimizer)
-        reason = conv_fast_path_refusal(*args, dropout=dropout, world_size=world_size, precision=precision)
-        return reason or FastConvBackprop(*args)
+        reason = conv_fast_path_refusal(*args, world_size=world_size, precision=precision)
+        return reason or FastConvBackprop(*args, dropout=dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.features(x.contiguous(memory_format=self.memory_format)))  # z^L
