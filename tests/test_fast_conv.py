@@ -14,6 +14,7 @@ from nndl.costs import CrossEntropyCost, LogLikelihoodCost, QuadraticCost
 from nndl.errors import ConfigError
 from nndl.fast_conv import conv_fast_path_refusal
 from nndl.models import CNN
+from paths import autograd_update, check_a_run_continues_on_either_path, groups
 
 SGD = functools.partial(torch.optim.SGD, lr=0.1)
 MOMENTUM = functools.partial(torch.optim.SGD, lr=0.05, momentum=0.9)
@@ -52,21 +53,6 @@ def make(settings: dict, cost, optimizer, dtype=torch.float64) -> CNN:
     return CNN(cost, optimizer, settings.pop("activation"), conv_activation, **settings).to(dtype)
 
 
-def groups(model: CNN, decay: float) -> list[dict]:
-    """network2.py's L2 as ``Network._parameter_groups`` builds it: λ/n on the weights only."""
-    weights = [p for p in model.parameters() if p.ndim > 1]
-    return [{"params": weights, "weight_decay": decay}, {"params": [p for p in model.parameters() if p.ndim <= 1]}]
-
-
-def autograd_update(model: CNN, x, y, optimizer):
-    optimizer.zero_grad()
-    z = model(x)
-    loss = model.cost(z, y)
-    loss.backward()
-    optimizer.step()
-    return z.detach(), loss.detach()
-
-
 @pytest.mark.parametrize("case", CASES)
 def test_the_fast_path_is_autograd_and_torchs_sgd(case):
     settings, cost, optimizer, decay = CASES[case]
@@ -99,27 +85,7 @@ def test_the_fast_path_is_autograd_and_torchs_sgd(case):
 
 def test_a_run_saved_on_one_path_continues_on_the_other():
     settings, cost, optimizer, decay = CASES["tanh_padding_momentum"]
-    fast = make(settings, cost, optimizer)
-    slow = copy.deepcopy(fast)
-    slow.backprop = "autograd"
-    fast_opt, slow_opt = optimizer(groups(fast, decay)), optimizer(groups(slow, decay))
-    generator = torch.Generator().manual_seed(2)
-    batches = [(torch.rand(8, 1, 28, 28, dtype=torch.float64, generator=generator),
-                torch.randint(0, 10, (8,), generator=generator)) for _ in range(4)]  # fmt: skip
-    for x, y in batches:
-        autograd_update(slow, x, y, slow_opt)
-    for x, y in batches[:2]:
-        fast.update_mini_batch(x, y, fast_opt)
-    resumed = copy.deepcopy(fast)
-    resumed.backprop = "autograd"
-    resumed_opt = optimizer(groups(resumed, decay))
-    resumed_opt.load_state_dict(copy.deepcopy(fast_opt.state_dict()))
-    for x, y in batches[2:]:
-        autograd_update(resumed, x, y, resumed_opt)
-        fast.update_mini_batch(x, y, fast_opt)
-    for p, q, r in zip(slow.parameters(), resumed.parameters(), fast.parameters(), strict=True):
-        torch.testing.assert_close(q, p, rtol=0, atol=1e-9)
-        torch.testing.assert_close(r, p, rtol=0, atol=1e-9)
+    check_a_run_continues_on_either_path(make(settings, cost, optimizer), optimizer, decay)
 
 
 @pytest.mark.parametrize(

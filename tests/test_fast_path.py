@@ -13,6 +13,7 @@ from fitting import fit
 from nndl.costs import CrossEntropyCost, LogLikelihoodCost, QuadraticCost
 from nndl.fast_backprop import fast_path_refusal
 from nndl.models import MLP
+from paths import autograd_update, check_a_run_continues_on_either_path, groups
 
 COSTS = {"quadratic": QuadraticCost(), "cross_entropy": CrossEntropyCost(), "log_likelihood": LogLikelihoodCost()}
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "identity": nn.Identity}
@@ -20,23 +21,6 @@ OPTIMIZERS = {
     "sgd": functools.partial(torch.optim.SGD, lr=0.5),
     "momentum_l2": functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9),
 }
-
-
-def groups(model: MLP, decay: float) -> list[dict]:
-    """network2.py's L2 as ``Network._parameter_groups`` builds it: λ/n on the weights only."""
-    weights = [p for p in model.parameters() if p.ndim > 1]
-    return [{"params": weights, "weight_decay": decay}, {"params": [p for p in model.parameters() if p.ndim <= 1]}]
-
-
-def autograd_update(model: MLP, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer):
-    """The base path's update of one process (``Network.update_mini_batch`` without a Trainer): autograd's
-    gradients, then the torch optimizer's step."""
-    optimizer.zero_grad()
-    z = model(x)
-    loss = model.cost(z, y)
-    loss.backward()
-    optimizer.step()
-    return z.detach(), loss.detach()
 
 
 def twins(cost: str, activation: str, optimizer: str, dtype=torch.float64):
@@ -100,26 +84,8 @@ def test_dropout_on_the_fast_path_is_autograds(optimizer):
 
 
 def test_a_resumed_optimizer_state_continues_on_either_path():
-    """The momentum buffers the fast path leaves in the optimizer's state_dict are torch's: a run saved from one
-    path resumes on the other (a checkpoint's optimizer state), and continues as if never stopped."""
-    fast, fast_opt, slow, slow_opt = twins("log_likelihood", "relu", "momentum_l2")
-    generator = torch.Generator().manual_seed(2)
-    batches = [(torch.rand(8, 1, 28, 28, dtype=torch.float64, generator=generator),
-                torch.randint(0, 10, (8,), generator=generator)) for _ in range(4)]  # fmt: skip
-    for x, y in batches:
-        autograd_update(slow, x, y, slow_opt)
-    for x, y in batches[:2]:
-        fast.update_mini_batch(x, y, fast_opt)
-    resumed = copy.deepcopy(fast)
-    resumed.backprop = "autograd"
-    resumed_opt = OPTIMIZERS["momentum_l2"](groups(resumed, 0.01))
-    resumed_opt.load_state_dict(copy.deepcopy(fast_opt.state_dict()))
-    for x, y in batches[2:]:
-        autograd_update(resumed, x, y, resumed_opt)
-        fast.update_mini_batch(x, y, fast_opt)  # and the fast one goes on
-    for p, q, r in zip(slow.parameters(), resumed.parameters(), fast.parameters(), strict=True):
-        torch.testing.assert_close(q, p, rtol=0, atol=1e-9)
-        torch.testing.assert_close(r, p, rtol=0, atol=1e-9)
+    fast, *_ = twins("log_likelihood", "relu", "momentum_l2")
+    check_a_run_continues_on_either_path(fast, OPTIMIZERS["momentum_l2"], 0.01)
 
 
 def test_the_learning_rate_is_read_at_every_update():
