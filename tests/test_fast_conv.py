@@ -12,7 +12,7 @@ from torch import nn
 from fitting import fit
 from nndl.costs import CrossEntropyCost, LogLikelihoodCost, QuadraticCost
 from nndl.errors import ConfigError
-from nndl.fast_conv import conv_fast_path_refusal
+from nndl.fast_conv import conv_blocks, conv_fast_path_refusal
 from nndl.models import CNN
 from paths import autograd_update, check_a_run_continues_on_either_path, groups
 
@@ -147,3 +147,23 @@ def test_the_trainer_takes_the_fast_path(shared_mnist, tmp_path):
     for (name, p), q in zip(trained[0].named_parameters(), trained[1].parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=0, atol=1e-5, msg=name)
         torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=1e-5, msg=f"∂C/∂{name}")
+
+
+@pytest.mark.parametrize(
+    ("features", "reason"),
+    [
+        ((nn.Conv2d(1, 4, (5, 3)), nn.ReLU(), nn.MaxPool2d(2)), "a kernel or pool window that is not square"),
+        (
+            (nn.Conv2d(1, 4, 5, stride=2), nn.ReLU(), nn.MaxPool2d(2)),
+            "a convolution with stride, dilation, groups or no bias",
+        ),
+        (
+            (nn.Conv2d(1, 4, 5), nn.ReLU(), nn.MaxPool2d(2, stride=1)),
+            "a max-pooling with stride, padding, dilation or ceil_mode",
+        ),
+        ((nn.Conv2d(1, 4, 5), nn.ReLU(), nn.AvgPool2d(2)), "a block ['Conv2d', 'ReLU', 'AvgPool2d']"),
+    ],
+    ids=["rectangular", "stride", "overlapping_pool", "average_pool"],
+)
+def test_conv_layers_it_does_not_compute_are_named(features, reason):
+    assert conv_blocks(nn.Sequential(*features)) == reason

@@ -70,15 +70,15 @@ class ConvBlock:
             grad, pooled_input, size, size, [0, 0], [1, 1], False, where, grad_input=out
         )
 
-    def matrix(self, w: Tensor) -> Tensor:
-        return self.weight_matrix(w)[0]
+    @staticmethod
+    def channels_last(w: Tensor) -> bool:
+        """Whether the weights w (out, c, k, k) lie channels-last in memory, each kernel as (kh, kw, c) rather than
+        (c, kh, kw); with one input channel the two orders are one."""
+        return not (w.shape[1] == 1 or w.is_contiguous())
 
-    def weight_matrix(self, w: Tensor) -> tuple[Tensor, bool]:
-        """w (out, c, k, k) as the (out, k·k·c) matrix of the product, a view of its memory; and whether its
-        columns run (kh, kw, c), channels-last, rather than (c, kh, kw)."""
-        if w.shape[1] == 1 or w.is_contiguous():
-            return w.view(len(w), -1), False  # (c, kh, kw); with one input channel the two orders are one
-        return w.permute(0, 2, 3, 1).view(len(w), -1), True  # channels-last weights
+    def matrix(self, w: Tensor) -> Tensor:
+        """w (out, c, k, k) (or its gradient) as the (out, k·k·c) matrix of the product, a view of its memory."""
+        return (w.permute(0, 2, 3, 1) if self.channels_last(w) else w).view(len(w), -1)
 
     def im2col(self, a: Tensor, channels_last: bool) -> Tensor:
         """The receptive fields of a (m, H, W, c), NHWC, as the rows of a (m·oh·ow, k·k·c) matrix whose columns
@@ -118,6 +118,9 @@ def conv_blocks(features: nn.Sequential) -> list[ConvBlock] | str:
             return "a convolution with stride, dilation, groups or no bias"
         if conv.padding_mode != "zeros" or isinstance(conv.padding, str) or len(set(conv.padding)) > 1:
             return "a convolution's padding"
+        window = (pool.kernel_size,) if isinstance(pool.kernel_size, int) else tuple(pool.kernel_size)
+        if len(set(conv.kernel_size)) > 1 or len(set(window)) > 1:
+            return "a kernel or pool window that is not square"
         if pool.stride != pool.kernel_size or pool.padding or pool.dilation != 1 or pool.ceil_mode:
             return "a max-pooling with stride, padding, dilation or ceil_mode"
         blocks.append(ConvBlock(conv, pool, FAST_ACTIVATIONS[type(activation)], pool_first))
@@ -185,9 +188,9 @@ class FastConvBackprop:
         saved = []
         for block in self.blocks:
             w, b = block.conv.weight, block.conv.bias
-            weights, channels_last = block.weight_matrix(w)
+            weights = block.matrix(w)
             padded = F.pad(a, (0, 0, *[block.padding] * 4)) if block.padding else a  # zero-padding of H and W
-            cols = block.im2col(padded, channels_last)
+            cols = block.im2col(padded, block.channels_last(w))
             oh, ow = padded.shape[1] - block.k + 1, padded.shape[2] - block.k + 1
             z = torch.addmm(b, cols, weights.t(), out=block.buffer("z", (len(cols), len(w)), cols))  # z = w * a + b
             z = z.view(m, oh, ow, -1).permute(0, 3, 1, 2)  # (m, c, h, w), channels-last
