@@ -3,6 +3,7 @@
 
 import copy
 import functools
+import warnings
 from types import SimpleNamespace
 
 import pytest
@@ -88,6 +89,17 @@ def test_a_resumed_optimizer_state_continues_on_either_path():
     check_a_run_continues_on_either_path(fast, OPTIMIZERS["momentum_l2"], 0.01)
 
 
+def test_a_schedule_on_the_fast_path_does_not_warn():
+    """torch warns when a schedule steps before the optimizer has; the fast path makes the optimizer's steps."""
+    fast, fast_opt, *_ = twins("cross_entropy", "sigmoid", "sgd")
+    scheduler = torch.optim.lr_scheduler.StepLR(fast_opt, step_size=1, gamma=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fast.update_mini_batch(torch.rand(8, 1, 28, 28, dtype=torch.float64), torch.arange(8), fast_opt)
+        scheduler.step()
+    assert fast._fast is not None and fast_opt.param_groups[0]["lr"] == 0.25
+
+
 def test_the_learning_rate_is_read_at_every_update():
     fast, fast_opt, slow, slow_opt = twins("cross_entropy", "sigmoid", "sgd")
     x, y = torch.rand(8, 1, 28, 28, dtype=torch.float64), torch.randint(0, 10, (8,))
@@ -135,6 +147,11 @@ def test_the_refusals_name_their_reason():
     other = torch.optim.SGD([nn.Parameter(torch.zeros(3))], lr=0.1)
     reason = fast_path_refusal(layers, net.activation, net.cost, other)
     assert reason == "the optimizer's parameters are not the network's"
+    net.layers[0].bias.requires_grad_(False)  # torch's SGD leaves a frozen parameter as it is
+    assert refusal() == "a frozen parameter"
+    net.layers[0].bias.requires_grad_(True)
+    net.to("meta")  # not the CPU: a GPU's dropout and convolutions round and draw otherwise
+    assert refusal() == "parameters on ['meta']"
 
 
 def test_the_trainer_takes_the_fast_path_and_logs_the_gradient_norms(shared_mnist, tmp_path):

@@ -4,8 +4,8 @@
 The book's four equations (``nndl.backprop``) and the SGD update written straight into the parameters, buffers
 reused from one mini-batch to the next, no autograd graph and no optimizer step — what network.py's
 ``update_mini_batch`` does, at the speed of its arithmetic rather than of the framework around it.
-``fast_path_refusal`` says where it reproduces autograd and ``torch.optim.SGD`` exactly; elsewhere the MLP takes
-autograd.
+``fast_path_refusal`` says where it reproduces autograd and ``torch.optim.SGD`` (to the rounding of the last bits
+in float32: ``weight_step``); elsewhere the MLP takes autograd.
 """
 
 from collections.abc import Callable
@@ -54,7 +54,13 @@ def sgd_refusal(
 ) -> str | None:
     """What the fast paths need of the cost, the optimizer and the run (``None`` when all is met): a cost of
     ``FAST_COSTS``, ``torch.optim.SGD`` over exactly ``parameters`` (any λ, momentum, learning rate per parameter
-    group; no Nesterov, dampening, maximize), one process, float32 or float64 parameters and precision."""
+    group; no Nesterov, dampening, maximize), one process, float32 or float64 parameters and precision, on the
+    CPU (where they are exact and measured: a GPU's fused dropout draws other random numbers, and its convolutions
+    may round to TF32), every parameter trained (``torch.optim.SGD`` skips a frozen one)."""
+    if {p.device.type for p in parameters} != {"cpu"}:
+        return f"parameters on {sorted({str(p.device) for p in parameters})}"
+    if not all(p.requires_grad for p in parameters):
+        return "a frozen parameter"
     if type(cost) not in FAST_COSTS:
         return f"cost {type(cost).__name__}"
     if type(optimizer) is not torch.optim.SGD:
@@ -252,7 +258,8 @@ class FastBackprop:
 
     def _dropout_mask(self, a: Tensor) -> Tensor:
         """Dropout's mask for a (chapter 3): each value kept with probability 1 − p and then scaled by 1/(1 − p),
-        drawn as ``nn.Dropout`` draws it on the CPU (the same random numbers, in the same order)."""
+        drawn as ``nn.Dropout`` draws it on the CPU (the same random numbers, in the same order; the fast paths run
+        on the CPU only)."""
         return torch.empty_like(a).bernoulli_(1 - self.dropout).div_(1 - self.dropout)
 
     def _output_error(self, z: Tensor, y_vec: Tensor, out: Tensor, scale: float) -> Tensor:

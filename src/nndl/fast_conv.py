@@ -12,8 +12,8 @@ activation σ and max-pooling, on the mini-batch's m examples:
   the position that won it (the rest get 0), δ^l = that ⊙ σ'(z^l) (BP2's Hadamard product);
   ∂C/∂b^l = Σ over examples and positions of δ^l (each feature map's bias is shared by its positions: BP3 summed);
   ∂C/∂w^l = (δ^l)ᵀ cols (BP4, summed over the positions that share the weights); the error of the layer's input,
-  ∂C/∂a^{l−1}, is the full convolution of δ^l with the flipped kernels (oneDNN's backward-data convolution, the
-  kernel autograd calls; before w^l moves).
+  ∂C/∂a^{l−1}, is the full convolution of δ^l with the flipped kernels (``convolution_backward``, the operation
+  autograd calls: oneDNN's backward-data kernel in float32; before w^l moves).
 
 The fully connected layers on top are the MLP's ``FastBackprop``, which hands down ∂C/∂a of the last feature maps.
 Everything runs in channels-last (NHWC) layout, where a receptive field's values lie together in memory.

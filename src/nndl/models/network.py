@@ -168,6 +168,9 @@ class Network(EpochRecords):
             log.info(f"model.backprop=fast does not apply ({fast}): autograd and the torch optimizer")
         else:
             self._fast = fast
+            # The fast path makes the optimizer's steps; the flag torch's step sets, so that a learning-rate schedule
+            # does not warn that it is stepped before the optimizer.
+            optimizer._opt_called = True  # type: ignore[attr-defined]
             log.info(f"model.backprop=fast: {fast.SUMMARY}")
 
     def average_gradients(self, n: int) -> None:
