@@ -46,7 +46,7 @@ class CNN(Classifier):
         backprop: ``fast`` (the default): each mini-batch's update by backpropagation through the conv-pool layers
             written out and SGD in place (``nndl.fast_conv.FastConvBackprop``) wherever that is exact: SGD with or
             without momentum and L2, sigmoid/tanh/relu/identity neurons, the three costs, dropout, no BatchNorm,
-            one process, 32 or 64-bit (chapter 6's networks); anything else takes ``autograd`` (the run logs
+            one process, 32 or 64-bit, the CPU (chapter 6's networks); anything else takes ``autograd`` (the run logs
             which and why). ``autograd``: autograd and the torch optimizer.
         scheduler: an optional learning-rate schedule (see ``Network``).
     """

@@ -36,7 +36,7 @@ class MLP(Classifier):
         backprop: ``fast`` (the default): each mini-batch's update as network.py makes it — feed-forward, the
             four equations and the SGD update written straight into the parameters (``nndl.fast_backprop.FastBackprop``)
             — wherever that is exact: SGD with or without momentum and L2, sigmoid/tanh/relu/identity hidden
-            neurons, the three costs, dropout, one process, 32 or 64-bit; anything else takes ``autograd``
+            neurons, the three costs, dropout, one process, 32 or 64-bit, the CPU; anything else takes ``autograd``
             (the run logs which and why). ``autograd``: autograd and the torch optimizer; ``manual``: the
             gradients by the book's four equations (``nndl.backprop.backprop``), then the torch optimizer.
         scheduler: an optional learning-rate schedule (see ``Network``).
