@@ -4,6 +4,10 @@ majority vote's and their averaged probabilities'.
     python scripts/ensemble.py outputs/multirun/<date>/<time>-<id>/*/      # run directories: their tested checkpoint
     python scripts/ensemble.py a.ckpt b.ckpt c.ckpt --data-dir ../shared/mnist --json results.json
 
+A run directory gives the checkpoint its ``metrics.json`` reports as tested, from the directory's own
+``checkpoints/`` (so a moved or copied run works); a run that was killed, diverged or has not finished is refused
+with its status (its checkpoint file, given instead, is taken as it is).
+
 Each checkpoint's network is rebuilt from its own run's config (``<run_dir>/.hydra/config.yaml``), checked as
 ``scripts/eval.py`` checks it. The MNIST files: ``--data-dir``, else the run's setting (``NNDL_DATA_DIR``).
 """

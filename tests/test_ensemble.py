@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from cli import ROOT, run_script
 from nndl.build import build_model
 from nndl.config import compose
-from nndl.ensemble import averaged, evaluate_ensemble, majority_vote
+from nndl.ensemble import averaged, evaluate_ensemble, majority_vote, resolve_checkpoint
 from nndl.errors import CheckpointError
 
 
@@ -67,3 +67,44 @@ def test_a_run_without_its_checkpoint_is_named(tmp_path):
     (tmp_path / "metrics.json").write_text(json.dumps({"checkpoint": None}))
     with pytest.raises(CheckpointError, match="names no checkpoint"):
         evaluate_ensemble([tmp_path])
+
+
+def run_dir(path: Path, metrics: dict, checkpoints: tuple[str, ...] = ("epoch003.ckpt",)) -> Path:
+    """A run directory with ``metrics.json`` and empty checkpoint files (only their paths are looked at)."""
+    (path / "checkpoints").mkdir(parents=True)
+    for name in checkpoints:
+        (path / "checkpoints" / name).touch()
+    (path / "metrics.json").write_text(json.dumps(metrics))
+    return path
+
+
+def test_a_moved_or_handed_over_run_directory_is_read_from_where_it_is_now(tmp_path):
+    elsewhere = str(tmp_path / "original" / "checkpoints" / "epoch003.ckpt")  # where it was written
+    run = run_dir(tmp_path / "moved", {"status": "ok", "checkpoint": elsewhere})
+    assert resolve_checkpoint(run) == run / "checkpoints" / "epoch003.ckpt"
+    other = run_dir(tmp_path / "other", {"status": "ok"}, ("epoch009.ckpt",))
+    foreign = run_dir(tmp_path / "foreign", {"status": "ok", "checkpoint": str(other / "checkpoints/epoch009.ckpt")})
+    with pytest.raises(CheckpointError, match="names no checkpoint"):  # not followed out of its own directory
+        resolve_checkpoint(foreign)
+    (run / "metrics.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match=r"metrics\.json: not a readable metrics file"):
+        resolve_checkpoint(run)
+
+
+@pytest.mark.parametrize("status", ["interrupted", "diverged", "failed", "no_learning"])
+def test_a_run_that_did_not_end_ok_is_refused_with_its_status(tmp_path, status):
+    run = run_dir(tmp_path, {"status": status, "reason": "SIGTERM after 3 complete epoch(s)",
+                             "checkpoint": str(tmp_path / "checkpoints" / "epoch003.ckpt")})  # fmt: skip
+    with pytest.raises(CheckpointError, match=f"ended '{status}' \\(SIGTERM after 3") as err:
+        evaluate_ensemble([run])
+    assert ("resume=" in str(err.value)) == (status == "interrupted")
+    assert resolve_checkpoint(run / "checkpoints" / "epoch003.ckpt").is_file()  # its file, given, is taken as it is
+
+
+def test_an_unfinished_run_is_named_as_such(tmp_path):
+    run = run_dir(tmp_path / "killed", {})
+    (run / "metrics.json").unlink()  # SIGKILL, or still training: nothing reported yet
+    with pytest.raises(CheckpointError, match=r"no metrics\.json, the run is unfinished"):
+        resolve_checkpoint(run)
+    with pytest.raises(CheckpointError, match="is a folder"):  # a folder that is no run directory
+        resolve_checkpoint(tmp_path)

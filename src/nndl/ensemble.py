@@ -41,14 +41,42 @@ def averaged(probabilities: Tensor) -> Tensor:
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint file as it is; a run directory: the checkpoint its ``metrics.json`` reports as tested."""
+    """A checkpoint file as it is; a run directory: the checkpoint its ``metrics.json`` reports as tested, taken
+    from the directory's own ``checkpoints/`` (a run directory may have been moved, copied or handed over since it
+    was written: the path in the file is not followed out of it). A run that did not end ``ok`` (interrupted,
+    diverged, failed, no learning) or has not ended (no ``metrics.json``) is refused with its status: give one of
+    its checkpoint files to take that network as it is."""
     path = Path(path)
-    if path.is_dir() and (path / "metrics.json").is_file():
-        reported = json.loads((path / "metrics.json").read_text()).get("checkpoint")
-        if not reported or not Path(reported).is_file():
-            raise CheckpointError(f"{path}: its metrics.json names no checkpoint that exists ({reported})")
-        return Path(reported)
-    return checkpoint_file(path)
+    metrics_file = path / "metrics.json"
+    if not path.is_dir():
+        return checkpoint_file(path)
+    files = f"one of its checkpoint files ({path / 'checkpoints'}/*.ckpt) to take that network as it is"
+    if not metrics_file.is_file():
+        if not (path / "checkpoints").is_dir():
+            return checkpoint_file(path)  # not a run directory: the error names the folder
+        raise CheckpointError(
+            f"{path}: no metrics.json, the run is unfinished (still training, or killed before it could report); "
+            f"resume it (scripts/train.py resume={path}), or give {files}"
+        )
+    try:
+        metrics = json.loads(metrics_file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{metrics_file}: not a readable metrics file ({err})") from None
+    if not isinstance(metrics, dict):
+        raise CheckpointError(f"{metrics_file}: expected a JSON object, got {type(metrics).__name__}")
+    status = metrics.get("status", "ok")  # runs from before the status field ended ok
+    if status != "ok":
+        hint = f"resume it (scripts/train.py resume={path}), or " if status == "interrupted" else ""
+        reason = metrics.get("reason", "no reason recorded")
+        raise CheckpointError(f"{path}: the run ended {status!r} ({reason}); {hint}give {files}")
+    reported = metrics.get("checkpoint")
+    name = Path(reported).name if isinstance(reported, str) else ""
+    own = path / "checkpoints" / name
+    if not name.endswith(".ckpt") or not own.is_file():
+        raise CheckpointError(
+            f"{path}: its metrics.json names no checkpoint that exists in {path / 'checkpoints'} ({reported!r})"
+        )
+    return own
 
 
 @dataclass
