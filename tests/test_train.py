@@ -98,6 +98,9 @@ def test_missing_data_is_one_clear_error(tmp_path):
         ("model.init=zeros", "error: model.init='zeros' is not allowed: choose one of large, default"),
         # 500 training images in mini-batches of 125: 4 updates, one of them the warm-up
         ("scheduler=one_cycle data.batch_size=125", "error: scheduler.pct_start=0.25 of the run's 4 updates leaves"),
+        ("+trainer.gradient_clip_val=1", "error: trainer.gradient_clip_val=1 is not allowed: the networks here"),
+        ("+trainer.max_epoch=3", "error: trainer.max_epoch is not a setting of lightning.pytorch.Trainer"),  # a typo
+        ("+callbacks.model_checkpoint.mode_=max", "error: callbacks.model_checkpoint.mode_ is not a setting of"),
     ],
 )
 def test_bad_config_values_are_named(shared_mnist, tmp_path, override, message):

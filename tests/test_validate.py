@@ -82,6 +82,10 @@ BAD = [
     (["model.backprop=manual", "model.dropout=0.5"], "model.dropout", "=0.5 "),
     (["model=cnn", "model.backprop=manual"], "model.backprop", "=manual is not allowed for the CNN"),
     (["data.seed=${nowhere}"], "data.seed", "=${nowhere} "),
+    (["+trainer.gradient_clip_val=1.0"], "trainer.gradient_clip_val", "=1.0 is not allowed: the networks here"),
+    (["+trainer.gradient_clip_val=-1"], "trainer.gradient_clip_val", "=-1 is out of range"),
+    (["+trainer.accumulate_grad_batches=2"], "trainer.accumulate_grad_batches", "=2 is not allowed: every"),
+    (["+trainer.accumulate_grad_batches=0"], "trainer.accumulate_grad_batches", "=0 is out of range"),
 ]
 
 GOOD = [
@@ -90,6 +94,7 @@ GOOD = [
     ["data.train_size=1000", "+trainer.limit_val_batches=0", "threads=2", "trainer.precision=bf16-mixed"],
     ["trainer.precision=auto", "trainer.accelerator=auto", "trainer.devices=auto"],
     ["trainer.max_epochs=-1", "+trainer.max_time=00:00:10:00"],
+    ["+trainer.gradient_clip_val=0", "+trainer.accumulate_grad_batches=1"],  # Lightning's "off"
     ["model=cnn", "optimizer=sgd", "optimizer.lr=0.1", "data.batch_size=10", "activation@model.conv_activation=tanh"],
 ]
 

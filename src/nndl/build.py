@@ -64,15 +64,15 @@ def build_run(cfg: DictConfig, purge_step: int | None = None) -> Run:
     resumed = (
         {"purge_step": purge_step} if purge_step and "TensorBoardLogger" in str(cfg.logger.get("_target_")) else {}
     )
-    logger = instantiate(cfg.logger, **resumed)
+    logger = build(cfg.logger, **resumed)
     # callbacks.<name>=null turns one off, as in lightning-hydra-template
-    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None] + [StopOnSignal()]
+    callbacks = [build(c) for c in cfg.callbacks.values() if c is not None] + [StopOnSignal()]
     progress_bar = cfg.trainer.enable_progress_bar
     if sys.stderr.isatty() if progress_bar is None else progress_bar:
         callbacks.append(EpochProgressBar())  # "Epoch 2 of 0–29"
     precision, why = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)  # precision=auto: bf16 if native
     log.info(why)
-    trainer: L.Trainer = instantiate(
+    trainer: L.Trainer = build(
         cfg.trainer,
         precision=precision,
         logger=logger,

@@ -92,6 +92,26 @@ def _check_data_parallel(cfg: DictConfig) -> None:
         )
 
 
+def _check_update_per_mini_batch(cfg: DictConfig) -> None:
+    """Lightning's gradient clipping and accumulation wrap its automatic optimization, one optimizer step per
+    Lightning step; the networks here make one update per mini-batch inside ``training_step`` (the book's loop:
+    Lightning's manual optimization), where the Trainer refuses both."""
+    clip = get(cfg, "trainer.gradient_clip_val")
+    if clip:
+        raise ConfigError(
+            f"trainer.gradient_clip_val={clip} is not allowed: the networks here update once per mini-batch inside "
+            "training_step (the book's SGD loop), where Lightning does not clip gradients; it must be 0 or null"
+        )
+    accumulate = get(cfg, "trainer.accumulate_grad_batches", 1)
+    if accumulate != 1:
+        batch_size = get(cfg, "data.batch_size")
+        larger = f" (data.batch_size={batch_size * accumulate})" if isinstance(batch_size, int) else ""
+        raise ConfigError(
+            f"trainer.accumulate_grad_batches={accumulate} is not allowed: every mini-batch is one update of the "
+            f"book's SGD; for larger mini-batches set data.batch_size{larger}; it must be 1"
+        )
+
+
 # The keys that depend on each other, judged after every key alone has passed RULES.
 CHECKS: tuple[Callable[[DictConfig], None], ...] = (
     _check_train_size,
@@ -100,4 +120,5 @@ CHECKS: tuple[Callable[[DictConfig], None], ...] = (
     _check_one_weight_decay,
     _check_nesterov,
     _check_data_parallel,
+    _check_update_per_mini_batch,
 )

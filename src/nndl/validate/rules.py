@@ -172,6 +172,8 @@ RULES: tuple[Rule, ...] = (
     # conf/callbacks
     Rule("trainer.use_distributed_sampler", Bool()),
     Rule("trainer.sync_batchnorm", Bool()),
+    Rule("trainer.gradient_clip_val", Num(ge=0, null=True)),  # and CHECKS: only 0 or null here
+    Rule("trainer.accumulate_grad_batches", POSITIVE_INT),  # and CHECKS: only 1 here
     Rule("callbacks.model_checkpoint.mode", MODE),
     Rule("callbacks.model_checkpoint.save_top_k", Num(integer=True, ge=-1)),
     Rule("callbacks.periodic_checkpoint.every_n_train_steps", Num(integer=True, ge=0, text="an integer ≥ 0 (0: off)")),
