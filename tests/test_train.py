@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
@@ -101,11 +102,20 @@ def test_missing_data_is_one_clear_error(tmp_path):
         ("+trainer.gradient_clip_val=1", "error: trainer.gradient_clip_val=1 is not allowed: the networks here"),
         ("+trainer.max_epoch=3", "error: trainer.max_epoch is not a setting of lightning.pytorch.Trainer"),  # a typo
         ("+callbacks.model_checkpoint.mode_=max", "error: callbacks.model_checkpoint.mode_ is not a setting of"),
+        ("+trainer.profiler=foo", "error: trainer: When passing string value for the `profiler` parameter"),
     ],
 )
 def test_bad_config_values_are_named(shared_mnist, tmp_path, override, message):
     result = train(shared_mnist, *override.split(), "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a machine with a GPU trains there")
+def test_a_gpu_asked_for_where_there_is_none_is_named(tmp_path):
+    result = train(tmp_path / "nowhere", "trainer=gpu", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "error: trainer.accelerator=gpu: torch finds no CUDA GPU on this machine" in result.stderr
+    assert not (tmp_path / "nowhere").exists()  # before any data is looked for
 
 
 def first_gradient_norms(run_dir: Path, layers: int) -> list[float]:

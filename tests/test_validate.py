@@ -82,6 +82,17 @@ BAD = [
     (["model.backprop=manual", "model.dropout=0.5"], "model.dropout", "=0.5 "),
     (["model=cnn", "model.backprop=manual"], "model.backprop", "=manual is not allowed for the CNN"),
     (["data.seed=${nowhere}"], "data.seed", "=${nowhere} "),
+    (
+        ["callbacks=early_stopping", "callbacks.early_stopping.monitor=val/los"],
+        "callbacks.early_stopping.monitor",
+        "='val/los' is not allowed: choose one of val/acc, val/loss",
+    ),
+    (["callbacks.model_checkpoint.monitor=val/accuracy"], "callbacks.model_checkpoint.monitor", "='val/accuracy' "),
+    (
+        ["model=curve", "callbacks=eta_schedule", "monitor=val/loss", "callbacks.eta_schedule.monitor=val/acc"],
+        "callbacks.eta_schedule.monitor",
+        "='val/acc' is not allowed: choose val/loss",
+    ),
     (["+trainer.gradient_clip_val=1.0"], "trainer.gradient_clip_val", "=1.0 is not allowed: the networks here"),
     (["+trainer.gradient_clip_val=-1"], "trainer.gradient_clip_val", "=-1 is out of range"),
     (["+trainer.accumulate_grad_batches=2"], "trainer.accumulate_grad_batches", "=2 is not allowed: every"),

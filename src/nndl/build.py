@@ -18,6 +18,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
@@ -26,7 +27,7 @@ from nndl.data import MNISTDataModule
 from nndl.errors import ConfigError, NNDLError
 from nndl.interrupt import StopOnSignal
 from nndl.models import Classifier, Network
-from nndl.precision import resolve_precision
+from nndl.precision import GPU_ACCELERATORS, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class Run:
 def build_run(cfg: DictConfig, purge_step: int | None = None) -> Run:
     """Seed, then build the data (checked and read before anything else), the model and the trainer."""
     quiet_library_noise()
+    check_accelerator(cfg.trainer.accelerator)
     set_threads(cfg.get("threads"))
     L.seed_everything(cfg.seed, workers=True)
 
@@ -94,6 +96,15 @@ def build_model(cfg: DictConfig) -> Network:
     )
 
 
+def check_accelerator(accelerator: str) -> None:
+    """``ConfigError`` for ``trainer.accelerator=gpu`` (``trainer=gpu``) where torch sees no CUDA GPU."""
+    if str(accelerator).lower() in GPU_ACCELERATORS and not torch.cuda.is_available():
+        raise ConfigError(
+            f"trainer.accelerator={accelerator}: torch finds no CUDA GPU on this machine; train on the CPU "
+            "(trainer=default) or let Lightning choose (trainer.accelerator=auto)"
+        )
+
+
 def check_warmup(cfg: DictConfig, updates_per_epoch: int) -> None:
     """A schedule that rises over ``scheduler.pct_start`` of the run's updates (one-cycle) must rise over 2 or more:
     ``ConfigError`` when the run is too short for that."""
@@ -113,14 +124,18 @@ def build(config: Any, **kwargs: Any) -> Any:
     try:
         return instantiate(config, **kwargs)
     except InstantiationException as err:
-        if isinstance(err.__cause__, NNDLError):
-            raise err.__cause__ from None
-        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(err.__cause__))
-        if isinstance(err.__cause__, TypeError) and unknown:  # a key the class does not take (a typo, an old run)
-            group = re.search(r"full_key: ([\w.]+)", str(err))
-            key = f"{group.group(1)}.{unknown.group(1)}" if group else unknown.group(1)
-            target = config.get("_target_") if hasattr(config, "get") else None
+        cause = err.__cause__
+        if isinstance(cause, NNDLError):
+            raise cause from None
+        found = re.search(r"full_key: ([\w.]+)", str(err))
+        group = found.group(1) if found else None
+        target = config.get("_target_") if hasattr(config, "get") else None
+        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(cause))
+        if isinstance(cause, TypeError) and unknown:  # a key the class does not take (a typo, an old run)
+            key = f"{group}.{unknown.group(1)}" if group else unknown.group(1)
             raise ConfigError(f"{key} is not a setting of {target}: remove it or check its spelling") from None
+        if isinstance(cause, MisconfigurationException):  # Lightning refusing a value it was given
+            raise ConfigError(f"{group or target}: {cause}") from None
         raise
 
 

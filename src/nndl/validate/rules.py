@@ -43,6 +43,12 @@ def _classifier(cfg: DictConfig) -> bool:
     return model_name(cfg) in ("mlp", "cnn")
 
 
+MONITORS = (
+    "monitor",
+    "callbacks.model_checkpoint.monitor",
+    "callbacks.early_stopping.monitor",
+    "callbacks.eta_schedule.monitor",
+)
 SEED = Num(integer=True, ge=0, le=SEED_MAX, text="an integer in [0, 2**32 - 1]")
 POSITIVE_INT = Num(integer=True, ge=1)
 COUNT = Num(integer=True, ge=0)
@@ -57,8 +63,10 @@ RULES: tuple[Rule, ...] = (
     # conf/train.yaml
     Rule("seed", SEED),
     Rule("threads", Num(integer=True, ge=1, null=True, text="an integer ≥ 1 or null (all cores)")),
-    Rule("monitor", OneOf(("val/acc", "val/loss")), when=_classifier),
-    Rule("monitor", OneOf(("val/loss",)), when=lambda cfg: model_name(cfg) == "curve"),
+    # the metric a run and its callbacks follow (they take ${monitor}; one set apart is checked too): a metric the
+    # model does not log would stop the run only after its first epoch
+    *(Rule(key, OneOf(("val/acc", "val/loss")), when=_classifier) for key in MONITORS),
+    *(Rule(key, OneOf(("val/loss",)), when=lambda cfg: model_name(cfg) == "curve") for key in MONITORS),
     Rule("monitor_mode", MODE),
     Rule("book_accuracy", Num(ge=0, le=1, null=True)),
     # conf/data: mnist (and function: batch_size, examples_per_step)
