@@ -134,7 +134,7 @@ def build(config: Any, **kwargs: Any) -> Any:
         if isinstance(cause, TypeError) and unknown:  # a key the class does not take (a typo, an old run)
             key = f"{group}.{unknown.group(1)}" if group else unknown.group(1)
             raise ConfigError(f"{key} is not a setting of {target}: remove it or check its spelling") from None
-        if isinstance(cause, MisconfigurationException):  # Lightning refusing a value it was given
+        if isinstance(cause, MisconfigurationException | ValueError):  # the class refusing a value it was given
             raise ConfigError(f"{group or target}: {cause}") from None
         raise
 
