@@ -11,7 +11,7 @@ from cli import ROOT, run_script
 from nndl.build import build_model
 from nndl.config import compose
 from nndl.ensemble import averaged, evaluate_ensemble, majority_vote, resolve_checkpoint
-from nndl.errors import CheckpointError
+from nndl.errors import CheckpointError, ConfigError
 
 
 def test_the_majority_decides_and_the_mean_probability_breaks_ties():
@@ -108,3 +108,10 @@ def test_an_unfinished_run_is_named_as_such(tmp_path):
         resolve_checkpoint(run)
     with pytest.raises(CheckpointError, match="is a folder"):  # a folder that is no run directory
         resolve_checkpoint(tmp_path)
+
+
+def test_a_checkpoint_away_from_its_run_directory_is_named(tmp_path):
+    (tmp_path / "stray.ckpt").write_bytes(b"")
+    with pytest.raises(ConfigError, match=r"stray\.ckpt: no run config next to it") as err:
+        evaluate_ensemble([tmp_path / "stray.ckpt"])
+    assert "config_path" not in str(err.value)  # eval.py's option: scripts/ensemble.py has none

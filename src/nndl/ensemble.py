@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from nndl.checkpoints import checkpoint_file, find_run_config
 from nndl.errors import CheckpointError, ConfigError
 from nndl.mnist_shape import NUM_CLASSES
-from nndl.run_config import MODEL_GROUPS, load_run_config
+from nndl.run_config import MODEL_GROUPS, RUN_CONFIG, load_run_config
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -79,6 +79,17 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     return own
 
 
+def run_config(checkpoint: Path) -> Path:
+    """The composed config of the run that wrote ``checkpoint``: ``<run_dir>/.hydra/config.yaml``."""
+    try:
+        return find_run_config(checkpoint)
+    except ConfigError:
+        raise ConfigError(
+            f"{checkpoint}: no run config next to it: each network is rebuilt from its run's {RUN_CONFIG}; give "
+            "checkpoints inside their run directories (<run_dir>/checkpoints/<name>.ckpt), or the run directories"
+        ) from None
+
+
 @dataclass
 class EnsembleResult:
     checkpoints: list[str]
@@ -101,7 +112,7 @@ def evaluate_ensemble(paths: list[str | os.PathLike], data_dir: str | None = Non
         raise ConfigError("no checkpoints: give one or more checkpoint files or run directories")
     checkpoints = [resolve_checkpoint(p) for p in paths]  # bad paths fail before torch loads
     data = {"data_dir": data_dir} if data_dir else None
-    configs = [load_run_config(find_run_config(c), (*MODEL_GROUPS, "data"), data=data) for c in checkpoints]
+    configs = [load_run_config(run_config(c), (*MODEL_GROUPS, "data"), data=data) for c in checkpoints]
 
     import torch
 
