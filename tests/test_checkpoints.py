@@ -81,6 +81,16 @@ def test_export_writes_a_state_dict_that_loads_without_lightning(run_dir, shared
     result = run_script("export", f"ckpt_path={ckpt}", f"output={output}", f"hydra.run.dir={tmp_path / 'export'}")
     assert result.returncode == 0, result.stderr
     assert str(output) in result.stdout and output.with_suffix(".yaml").is_file()
+    written = output.read_bytes()
+    output.with_suffix(".yaml").write_text("mine: true\n")  # a file of the user's own, beside the output
+    again = run_script("export", f"ckpt_path={ckpt}", f"output={output}", f"hydra.run.dir={tmp_path / 'export2'}")
+    assert again.returncode == 1 and f"error: output={output} would replace {output} and " in again.stderr
+    assert output.read_bytes() == written and output.with_suffix(".yaml").read_text() == "mine: true\n"
+    replaced = run_script(
+        "export", f"ckpt_path={ckpt}", f"output={output}", "overwrite=true", f"hydra.run.dir={tmp_path / 'export3'}"
+    )
+    assert replaced.returncode == 0, replaced.stderr
+    assert "mine" not in output.with_suffix(".yaml").read_text()
 
     state_dict = torch.load(output, weights_only=True)
     assert state_dict.keys() == torch.load(ckpt, weights_only=True)["state_dict"].keys()

@@ -21,9 +21,8 @@ from nndl.errors import ConfigError
 
 def export(cfg: DictConfig) -> Path:
     """Write the network of ``cfg.ckpt_path`` as a ``state_dict`` to ``cfg.output`` (by default ``model.pt`` in
-    this run's directory) and its model config beside it (the same name with ``.yaml``); print and return the path."""
-    ckpt, config_file, run_cfg = run_config(cfg)
-    model = load_model(ckpt, run_cfg)
+    this run's directory) and its model config beside it (the same name with ``.yaml``); print and return the path.
+    Files already there are replaced only with ``overwrite=true``."""
     output = Path(cfg.output) if cfg.get("output") else Path(HydraConfig.get().runtime.output_dir) / "model.pt"
     if output.is_dir():
         raise ConfigError(f"output={output} is a folder: give the file to write, e.g. output={output / 'model.pt'}")
@@ -31,11 +30,19 @@ def export(cfg: DictConfig) -> Path:
         raise ConfigError(
             f"output={output}: the model config goes to a .yaml file beside it; give e.g. output=model.pt"
         )
+    config = output.with_suffix(".yaml")
+    existing = [str(path) for path in (output, config) if path.exists()]
+    if existing and not cfg.get("overwrite"):
+        raise ConfigError(
+            f"output={output} would replace {' and '.join(existing)}: give another output, or overwrite=true to "
+            "replace what is there"
+        )
+    ckpt, config_file, run_cfg = run_config(cfg)
+    model = load_model(ckpt, run_cfg)
     output.parent.mkdir(parents=True, exist_ok=True)
     import torch
 
     torch.save(model.state_dict(), output)
-    config = output.with_suffix(".yaml")
     write_model_config(run_cfg, config)
     print(
         f"Exported the state_dict of {ckpt} ({type(model).__name__} {model.architecture}) to {output}\n"
