@@ -93,6 +93,10 @@ BAD = [
         "callbacks.eta_schedule.monitor",
         "='val/acc' is not allowed: choose val/loss",
     ),
+    (["trainer.devices=3"], "trainer.devices", "=3 is not allowed with Lightning's own sampler"),  # DDP chosen
+    (["trainer.devices=[0,1]"], "trainer.devices", "=[0,1] is not allowed with Lightning's own sampler"),
+    (["+trainer.num_nodes=2"], "trainer.num_nodes", "=2 is not allowed with Lightning's own sampler"),
+    (["+trainer.strategy=ddp_spawn"], "trainer.strategy", "=ddp_spawn is not allowed with Lightning's own"),
     (["+trainer.gradient_clip_val=1.0"], "trainer.gradient_clip_val", "=1.0 is not allowed: the networks here"),
     (["+trainer.gradient_clip_val=-1"], "trainer.gradient_clip_val", "=-1 is out of range"),
     (["+trainer.accumulate_grad_batches=2"], "trainer.accumulate_grad_batches", "=2 is not allowed: every"),

@@ -83,13 +83,24 @@ def _check_nesterov(cfg: DictConfig) -> None:
 
 
 def _check_data_parallel(cfg: DictConfig) -> None:
-    strategy = str(get(cfg, "trainer.strategy", "auto"))
-    if strategy.startswith("ddp") and get(cfg, "trainer.use_distributed_sampler", True) is not False:
-        raise ConfigError(
-            f"trainer.strategy={strategy} is not allowed with Lightning's own sampler, which would give each process "
-            "separate mini-batches: use trainer=ddp (trainer.devices=N), whose processes share every mini-batch as "
-            "the book's SGD needs"
-        )
+    """Several processes (a DDP strategy, or devices > 1 or several nodes, where Lightning picks DDP itself) share
+    every mini-batch only through the lab's own sharding: ``trainer=ddp``, ``use_distributed_sampler: false``."""
+    if get(cfg, "trainer.use_distributed_sampler", True) is False:
+        return
+    strategy, devices, nodes = (get(cfg, f"trainer.{key}") for key in ("strategy", "devices", "num_nodes"))
+    several = (
+        ("trainer.strategy", strategy, str(strategy).startswith("ddp")),
+        ("trainer.devices", devices, isinstance(devices, int) and devices > 1),
+        ("trainer.devices", devices, isinstance(devices, list) and len(devices) > 1),
+        ("trainer.num_nodes", nodes, isinstance(nodes, int) and nodes > 1),
+    )
+    for key, value, processes in several:
+        if processes:
+            raise ConfigError(
+                f"{key}={show(value)} is not allowed with Lightning's own sampler, which would give each process "
+                "separate mini-batches: use trainer=ddp (trainer.devices=N), whose processes share every mini-batch "
+                "as the book's SGD needs"
+            )
 
 
 def _check_update_per_mini_batch(cfg: DictConfig) -> None:
