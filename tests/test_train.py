@@ -104,6 +104,7 @@ def test_missing_data_is_one_clear_error(tmp_path):
         ("+callbacks.model_checkpoint.mode_=max", "error: callbacks.model_checkpoint.mode_ is not a setting of"),
         ("+trainer.profiler=foo", "error: trainer: When passing string value for the `profiler` parameter"),
         ("+trainer.strategy=fsdp", "error: trainer: The strategy `fsdp` requires a GPU accelerator"),
+        ("hparams_search=mlp_optuna", "error: hparams_search=mlp_optuna searches only in a sweep: add -m"),
     ],
 )
 def test_bad_config_values_are_named(shared_mnist, tmp_path, override, message):

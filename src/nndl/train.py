@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from nndl.build import build_run
 from nndl.divergence import Diverged
-from nndl.errors import NNDLError
+from nndl.errors import ConfigError, NNDLError
 from nndl.interrupt import Interrupted, interruptible
 from nndl.outcome import worst_value
 from nndl.report import report_diverged, report_interrupted, report_ok, show_config, write_metrics
@@ -78,7 +78,14 @@ def train(cfg: DictConfig) -> float:
     TensorBoard's HPARAMS tab as ``hp/val_acc``, ``hp/test_acc``, ... next to the run's hyperparameters.
     """
     check_config(cfg)  # every value in range, before any data is read
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra = HydraConfig.get()
+    search = hydra.runtime.choices.get("hparams_search")
+    if search and hydra.mode != RunMode.MULTIRUN:  # Hydra runs a sweeper only with -m: one run, its defaults
+        raise ConfigError(
+            f"hparams_search={search} searches only in a sweep: add -m (python scripts/train.py -m "
+            f"hparams_search={search}); without it one run would train with the defaults, unsearched"
+        )
+    run_dir = Path(hydra.runtime.output_dir)
     if rank_zero_only.rank == 0:
         show_config(cfg, run_dir)
     ckpt = resume_from(cfg, run_dir)  # resume=...: the last.ckpt to go on from; None: a fresh start
