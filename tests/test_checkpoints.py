@@ -17,6 +17,7 @@ from nndl.checkpoints import load_model, load_run_config
 from nndl.costs import LogLikelihoodCost
 from nndl.data import MNISTDataModule
 from nndl.errors import CheckpointError, ConfigError
+from nndl.evaluate import trainer_config
 from nndl.models import CNN
 
 # A small CNN with BatchNorm: conv weights kept channels-last, and buffers (running statistics) besides parameters.
@@ -212,3 +213,11 @@ def test_an_interpolation_cannot_bring_in_another_target(run_dir, tmp_path, scri
     line = one_error_line(run_script(script, *args))
     assert "model.dropout._target_='os.makedirs' is not allowed" in line
     assert not (tmp_path / "PWNED").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a machine with a GPU evaluates there")
+def test_a_run_trained_on_a_gpu_is_evaluated_here_when_asked_to_use_the_cpu():
+    run_cfg = OmegaConf.create({"trainer": {"accelerator": "gpu", "devices": 1, "precision": "32-true"}})
+    with pytest.raises(ConfigError, match=r"trainer\.accelerator=gpu, but this machine has no GPU: add trainer\."):
+        trainer_config(run_cfg, None)
+    assert trainer_config(run_cfg, OmegaConf.create({"accelerator": "cpu"})).accelerator == "cpu"

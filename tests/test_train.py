@@ -116,7 +116,7 @@ def test_bad_config_values_are_named(shared_mnist, tmp_path, override, message):
 def test_a_gpu_asked_for_where_there_is_none_is_named(tmp_path):
     result = train(tmp_path / "nowhere", "trainer=gpu", f"hydra.run.dir={tmp_path / 'run'}")
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "error: trainer.accelerator=gpu: torch finds no CUDA GPU on this machine" in result.stderr
+    assert "error: trainer.accelerator=gpu, but this machine has no GPU: add trainer.accelerator=cpu" in result.stderr
     assert not (tmp_path / "nowhere").exists()  # before any data is looked for
 
 

@@ -97,11 +97,12 @@ def build_model(cfg: DictConfig) -> Network:
 
 
 def check_accelerator(accelerator: str) -> None:
-    """``ConfigError`` for ``trainer.accelerator=gpu`` (``trainer=gpu``) where torch sees no CUDA GPU."""
+    """``ConfigError`` for ``trainer.accelerator=gpu`` (``trainer=gpu``, or a run trained on a GPU) where torch sees
+    no CUDA GPU."""
     if str(accelerator).lower() in GPU_ACCELERATORS and not torch.cuda.is_available():
         raise ConfigError(
-            f"trainer.accelerator={accelerator}: torch finds no CUDA GPU on this machine; train on the CPU "
-            "(trainer=default) or let Lightning choose (trainer.accelerator=auto)"
+            f"trainer.accelerator={accelerator}, but this machine has no GPU: add trainer.accelerator=cpu to run on "
+            "the CPU (or trainer.accelerator=auto to let Lightning choose)"
         )
 
 

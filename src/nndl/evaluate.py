@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from nndl.checkpoints import load_model, run_config
-from nndl.errors import ConfigError
 from nndl.precision import resolve_precision
 
 log = logging.getLogger(__name__)
@@ -42,7 +40,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     datamodule.prepare_data()  # missing or bad data files fail here, with the message training gives
     datamodule.setup("test")
 
-    logger = instantiate(cfg.logger)
+    logger = build(cfg.logger)
     trainer = build(
         trainer_config(run_cfg, cfg.trainer),
         logger=logger,
@@ -76,14 +74,10 @@ def trainer_config(run_cfg: DictConfig, overrides: DictConfig | None) -> DictCon
     it asks for a GPU this machine does not have."""
     settings = dict(run_cfg.get("trainer") or {})
     settings.update({key: value for key, value in (overrides or {}).items() if value is not None})
-    import torch
+    from nndl.build import check_accelerator
 
     accelerator = str(settings.get("accelerator", "auto"))
-    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise ConfigError(
-            f"trainer.accelerator={accelerator}, but this machine has no GPU: "
-            "add trainer.accelerator=cpu to evaluate on the CPU"
-        )
+    check_accelerator(accelerator)
     if "precision" in settings:  # precision=auto: bf16 where the hardware has it, as in training
         settings["precision"], why = resolve_precision(settings["precision"], accelerator)
         log.info(why)
