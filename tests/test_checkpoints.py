@@ -221,3 +221,11 @@ def test_a_run_trained_on_a_gpu_is_evaluated_here_when_asked_to_use_the_cpu():
     with pytest.raises(ConfigError, match=r"trainer\.accelerator=gpu, but this machine has no GPU: add trainer\."):
         trainer_config(run_cfg, None)
     assert trainer_config(run_cfg, OmegaConf.create({"accelerator": "cpu"})).accelerator == "cpu"
+
+
+def test_an_evaluations_unknown_trainer_key_is_named_with_its_group():
+    from nndl.build import build
+
+    run_cfg = OmegaConf.create({"trainer": {"accelerator": "cpu", "devices": 1}})
+    with pytest.raises(ConfigError, match=r"^trainer\.foo is not a setting of lightning\.pytorch\.Trainer"):
+        build(trainer_config(run_cfg, OmegaConf.create({"foo": 1})))

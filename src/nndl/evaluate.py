@@ -81,4 +81,5 @@ def trainer_config(run_cfg: DictConfig, overrides: DictConfig | None) -> DictCon
     if "precision" in settings:  # precision=auto: bf16 where the hardware has it, as in training
         settings["precision"], why = resolve_precision(settings["precision"], accelerator)
         log.info(why)
-    return OmegaConf.create({"_target_": "lightning.pytorch.Trainer", **settings})
+    # under its key, as in a run's config: an error building it names trainer.<key>
+    return OmegaConf.create({"trainer": {"_target_": "lightning.pytorch.Trainer", **settings}}).trainer
