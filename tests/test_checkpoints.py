@@ -92,6 +92,10 @@ def test_export_writes_a_state_dict_that_loads_without_lightning(run_dir, shared
     )
     assert replaced.returncode == 0, replaced.stderr
     assert "mine" not in output.with_suffix(".yaml").read_text()
+    unclear = run_script(
+        "export", f"ckpt_path={ckpt}", f"output={output}", "overwrite=no", f"hydra.run.dir={tmp_path / 'export4'}"
+    )  # Hydra reads "no" as a string, not false
+    assert unclear.returncode == 1 and "error: overwrite='no' is not allowed: choose true or false" in unclear.stderr
 
     state_dict = torch.load(output, weights_only=True)
     assert state_dict.keys() == torch.load(ckpt, weights_only=True)["state_dict"].keys()

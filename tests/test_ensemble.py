@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from cli import ROOT, run_script
 from nndl.build import build_model
 from nndl.config import compose
-from nndl.ensemble import averaged, evaluate_ensemble, majority_vote, resolve_checkpoint
+from nndl.ensemble import averaged, evaluate_ensemble, majority_vote, resolve_checkpoint, run_config
 from nndl.errors import CheckpointError, ConfigError
 
 
@@ -106,7 +106,7 @@ def test_an_unfinished_run_is_named_as_such(tmp_path):
     (run / "metrics.json").unlink()  # SIGKILL, or still training: nothing reported yet
     with pytest.raises(CheckpointError, match=r"no metrics\.json, the run is unfinished"):
         resolve_checkpoint(run)
-    with pytest.raises(CheckpointError, match="is a folder"):  # a folder that is no run directory
+    with pytest.raises(CheckpointError, match="not a run directory"):  # a folder that is no run directory
         resolve_checkpoint(tmp_path)
 
 
@@ -115,3 +115,21 @@ def test_a_checkpoint_away_from_its_run_directory_is_named(tmp_path):
     with pytest.raises(ConfigError, match=r"stray\.ckpt: no run config next to it") as err:
         evaluate_ensemble([tmp_path / "stray.ckpt"])
     assert "config_path" not in str(err.value)  # eval.py's option: scripts/ensemble.py has none
+
+
+def test_a_failed_runs_error_and_a_missing_path_are_named(tmp_path):
+    run = run_dir(tmp_path / "failed", {"status": "failed", "error": "ConfigError: model.l2=-1 is out of range"})
+    with pytest.raises(CheckpointError, match=r"ended 'failed' \(ConfigError: model\.l2=-1 is out of range\)"):
+        resolve_checkpoint(run)
+    with pytest.raises(CheckpointError, match="no such checkpoint file or run directory") as err:
+        resolve_checkpoint(tmp_path / "nowhere")
+    assert "ckpt_path" not in str(err.value)  # eval.py's option: scripts/ensemble.py has none
+
+
+def test_a_run_directory_is_rebuilt_from_its_own_config(tmp_path):
+    run = run_dir(tmp_path / "run", {"status": "ok", "checkpoint": "epoch003.ckpt"})
+    with pytest.raises(ConfigError, match=r"no \.hydra/config\.yaml"):  # not looked for where a link leads
+        run_config(run)
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "config.yaml").touch()
+    assert run_config(run) == run / ".hydra" / "config.yaml"

@@ -9,10 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from cli import run_script, train
+from nndl.build import check_processes
+from nndl.errors import ConfigError
 from sweep_runs import Run
 
 SCALARS = {"train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc"}
@@ -105,6 +108,9 @@ def test_missing_data_is_one_clear_error(tmp_path):
         ("+trainer.profiler=foo", "error: trainer: When passing string value for the `profiler` parameter"),
         ("+trainer.strategy=fsdp", "error: trainer: The strategy `fsdp` requires a GPU accelerator"),
         ("hparams_search=mlp_optuna", "error: hparams_search=mlp_optuna searches only in a sweep: add -m"),
+        # a trial of a search resumed alone (its overrides hold hparams_search): on to the resume's own check
+        ("hparams_search=mlp_optuna resume=/nonexistent", "error: resume=/nonexistent: no checkpoints/last.ckpt"),
+        ("trainer.devices=-1", "error: trainer: `devices` selected with `CPUAccelerator` should be an int > 0"),
     ],
 )
 def test_bad_config_values_are_named(shared_mnist, tmp_path, override, message):
@@ -118,6 +124,13 @@ def test_a_gpu_asked_for_where_there_is_none_is_named(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "error: trainer.accelerator=gpu, but this machine has no GPU: add trainer.accelerator=cpu" in result.stderr
     assert not (tmp_path / "nowhere").exists()  # before any data is looked for
+
+
+def test_several_processes_with_lightnings_own_sampler_are_refused():
+    with pytest.raises(ConfigError, match=r"trainer\.devices=auto starts 4 processes with Lightning's own sampler"):
+        check_processes(4, OmegaConf.create({"devices": "auto"}))  # e.g. a node of 4 GPUs
+    check_processes(4, OmegaConf.create({"devices": 4, "use_distributed_sampler": False}))  # trainer=ddp
+    check_processes(1, OmegaConf.create({"devices": "auto"}))
 
 
 def first_gradient_norms(run_dir: Path, layers: int) -> list[float]:

@@ -87,11 +87,16 @@ BAD = [
         "callbacks.early_stopping.monitor",
         "='val/los' is not allowed: choose one of val/acc, val/loss",
     ),
-    (["callbacks.model_checkpoint.monitor=val/accuracy"], "callbacks.model_checkpoint.monitor", "='val/accuracy' "),
+    (
+        ["callbacks.model_checkpoint.monitor=val/loss"],
+        "callbacks.model_checkpoint.monitor",
+        "=val/loss is not allowed with monitor=val/acc",
+    ),
+    (["callbacks.model_checkpoint.mode=min"], "callbacks.model_checkpoint.mode", "=min is not allowed with monitor_"),
     (
         ["model=curve", "callbacks=eta_schedule", "monitor=val/loss", "callbacks.eta_schedule.monitor=val/acc"],
         "callbacks.eta_schedule.monitor",
-        "='val/acc' is not allowed: choose val/loss",
+        "='val/acc' is not allowed: choose one of val/loss, train/loss",
     ),
     (["trainer.devices=3"], "trainer.devices", "=3 is not allowed with Lightning's own sampler"),  # DDP chosen
     (["trainer.devices=[0,1]"], "trainer.devices", "=[0,1] is not allowed with Lightning's own sampler"),
@@ -109,6 +114,8 @@ GOOD = [
     ["data.train_size=1000", "+trainer.limit_val_batches=0", "threads=2", "trainer.precision=bf16-mixed"],
     ["trainer.precision=auto", "trainer.accelerator=auto", "trainer.devices=auto"],
     ["trainer.max_epochs=-1", "+trainer.max_time=00:00:10:00"],
+    ["callbacks=early_stopping", "callbacks.early_stopping.monitor=train/loss", "callbacks.early_stopping.mode=min"],
+    ["monitor=val/loss", "monitor_mode=min"],  # the checkpoint follows: ${monitor}, ${monitor_mode}
     ["+trainer.gradient_clip_val=0", "+trainer.accumulate_grad_batches=1"],  # Lightning's "off"
     ["model=cnn", "optimizer=sgd", "optimizer.lr=0.1", "data.batch_size=10", "activation@model.conv_activation=tanh"],
 ]

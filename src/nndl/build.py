@@ -28,6 +28,7 @@ from nndl.errors import ConfigError, NNDLError
 from nndl.interrupt import StopOnSignal
 from nndl.models import Classifier, Network
 from nndl.precision import GPU_ACCELERATORS, resolve_precision
+from nndl.validate.checks import DATA_PARALLEL
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ def build_run(cfg: DictConfig, purge_step: int | None = None) -> Run:
         callbacks=callbacks,
         enable_progress_bar=sys.stderr.isatty() if progress_bar is None else progress_bar,
     )
+    check_processes(trainer.world_size, cfg.trainer)
     return Run(datamodule, model, trainer, logger)
 
 
@@ -101,8 +103,19 @@ def check_accelerator(accelerator: str) -> None:
     no CUDA GPU."""
     if str(accelerator).lower() in GPU_ACCELERATORS and not torch.cuda.is_available():
         raise ConfigError(
-            f"trainer.accelerator={accelerator}, but this machine has no GPU: add trainer.accelerator=cpu to run on "
-            "the CPU (or trainer.accelerator=auto to let Lightning choose)"
+            f"trainer.accelerator={accelerator}, but this machine has no GPU: add trainer.accelerator=cpu (and "
+            "trainer.devices=1) to run on the CPU, or trainer.accelerator=auto to let Lightning choose"
+        )
+
+
+def check_processes(world_size: int, trainer_cfg: DictConfig) -> None:
+    """``ConfigError`` when the Trainer would train on several processes with Lightning's own sampler (devices=-1
+    or auto where Lightning found several GPUs, a strategy given as an object, ...): each process would take
+    separate mini-batches. The config's checks (``nndl.validate``) catch the plain cases before anything is read."""
+    if world_size > 1 and trainer_cfg.get("use_distributed_sampler", True) is not False:
+        raise ConfigError(
+            f"trainer.devices={trainer_cfg.get('devices')} starts {world_size} processes with Lightning's own "
+            f"sampler, which would give each process separate mini-batches: {DATA_PARALLEL}"
         )
 
 
@@ -135,8 +148,10 @@ def build(config: Any, **kwargs: Any) -> Any:
         if isinstance(cause, TypeError) and unknown:  # a key the class does not take (a typo, an old run)
             key = f"{group}.{unknown.group(1)}" if group else unknown.group(1)
             raise ConfigError(f"{key} is not a setting of {target}: remove it or check its spelling") from None
-        if isinstance(cause, MisconfigurationException | ValueError):  # the class refusing a value it was given
-            raise ConfigError(f"{group or target}: {cause}") from None
+        refused = MisconfigurationException | ValueError | TypeError
+        if isinstance(cause, refused) and str(target).startswith("lightning."):
+            # Lightning refusing a value it was given (a Trainer's, a callback's): one line, the cause kept
+            raise ConfigError(f"{group or target}: {' '.join(str(cause).split())}") from cause
         raise
 
 

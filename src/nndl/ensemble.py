@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nndl.checkpoints import checkpoint_file, find_run_config
+from nndl.checkpoints import find_run_config
 from nndl.errors import CheckpointError, ConfigError
 from nndl.mnist_shape import NUM_CLASSES
 from nndl.run_config import MODEL_GROUPS, RUN_CONFIG, load_run_config
@@ -48,12 +48,14 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     its checkpoint files to take that network as it is."""
     path = Path(path)
     metrics_file = path / "metrics.json"
+    if path.is_file():
+        return path
     if not path.is_dir():
-        return checkpoint_file(path)
+        raise CheckpointError(f"{path}: no such checkpoint file or run directory")
     files = f"one of its checkpoint files ({path / 'checkpoints'}/*.ckpt) to take that network as it is"
     if not metrics_file.is_file():
         if not (path / "checkpoints").is_dir():
-            return checkpoint_file(path)  # not a run directory: the error names the folder
+            raise CheckpointError(f"{path}: not a run directory (no metrics.json, no checkpoints/)")
         raise CheckpointError(
             f"{path}: no metrics.json, the run is unfinished (still training, or killed before it could report); "
             f"resume it (scripts/train.py resume={path}), or give {files}"
@@ -67,7 +69,7 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     status = metrics.get("status", "ok")  # runs from before the status field ended ok
     if status != "ok":
         hint = f"resume it (scripts/train.py resume={path}), or " if status == "interrupted" else ""
-        reason = metrics.get("reason", "no reason recorded")
+        reason = metrics.get("reason") or metrics.get("error") or "no reason recorded"  # a failed run: its error
         raise CheckpointError(f"{path}: the run ended {status!r} ({reason}); {hint}give {files}")
     reported = metrics.get("checkpoint")
     name = Path(reported).name if isinstance(reported, str) else ""
@@ -79,13 +81,19 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     return own
 
 
-def run_config(checkpoint: Path) -> Path:
-    """The composed config of the run that wrote ``checkpoint``: ``<run_dir>/.hydra/config.yaml``."""
+def run_config(path: str | os.PathLike) -> Path:
+    """The composed config of the network ``path`` names: a run directory's own ``.hydra/config.yaml``; for a
+    checkpoint file, its run directory's (``<run_dir>/checkpoints/x.ckpt`` → ``<run_dir>/.hydra/config.yaml``)."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / RUN_CONFIG).is_file():
+            raise ConfigError(f"{path}: no {RUN_CONFIG}: each network is rebuilt from its run's config")
+        return path / RUN_CONFIG
     try:
-        return find_run_config(checkpoint)
+        return find_run_config(path)
     except ConfigError:
         raise ConfigError(
-            f"{checkpoint}: no run config next to it: each network is rebuilt from its run's {RUN_CONFIG}; give "
+            f"{path}: no run config next to it: each network is rebuilt from its run's {RUN_CONFIG}; give "
             "checkpoints inside their run directories (<run_dir>/checkpoints/<name>.ckpt), or the run directories"
         ) from None
 
@@ -112,7 +120,7 @@ def evaluate_ensemble(paths: list[str | os.PathLike], data_dir: str | None = Non
         raise ConfigError("no checkpoints: give one or more checkpoint files or run directories")
     checkpoints = [resolve_checkpoint(p) for p in paths]  # bad paths fail before torch loads
     data = {"data_dir": data_dir} if data_dir else None
-    configs = [load_run_config(run_config(c), (*MODEL_GROUPS, "data"), data=data) for c in checkpoints]
+    configs = [load_run_config(run_config(p), (*MODEL_GROUPS, "data"), data=data) for p in paths]
 
     import torch
 

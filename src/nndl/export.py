@@ -30,9 +30,12 @@ def export(cfg: DictConfig) -> Path:
         raise ConfigError(
             f"output={output}: the model config goes to a .yaml file beside it; give e.g. output=model.pt"
         )
+    overwrite = cfg.get("overwrite", False)
+    if not isinstance(overwrite, bool):
+        raise ConfigError(f"overwrite={overwrite!r} is not allowed: choose true or false")
     config = output.with_suffix(".yaml")
     existing = [str(path) for path in (output, config) if path.exists()]
-    if existing and not cfg.get("overwrite"):
+    if existing and not overwrite:
         raise ConfigError(
             f"output={output} would replace {' and '.join(existing)}: give another output, or overwrite=true to "
             "replace what is there"

@@ -80,10 +80,11 @@ def train(cfg: DictConfig) -> float:
     check_config(cfg)  # every value in range, before any data is read
     hydra = HydraConfig.get()
     search = hydra.runtime.choices.get("hparams_search")
-    if search and hydra.mode != RunMode.MULTIRUN:  # Hydra runs a sweeper only with -m: one run, its defaults
+    # Hydra runs a sweeper only with -m: without it, one run of the defaults (a trial resumed alone is meant so)
+    if search and hydra.mode != RunMode.MULTIRUN and not cfg.get("resume"):
         raise ConfigError(
-            f"hparams_search={search} searches only in a sweep: add -m (python scripts/train.py -m "
-            f"hparams_search={search}); without it one run would train with the defaults, unsearched"
+            f"hparams_search={search} searches only in a sweep: add -m to search (python scripts/train.py -m "
+            f"hparams_search={search}), or drop hparams_search to train one run"
         )
     run_dir = Path(hydra.runtime.output_dir)
     if rank_zero_only.rank == 0:

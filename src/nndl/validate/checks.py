@@ -10,7 +10,7 @@ from nndl.errors import ConfigError
 from nndl.mnist_shape import IMAGE_SIZE
 from nndl.validate.constants import MNIST_TRAIN_IMAGES
 from nndl.validate.kinds import show
-from nndl.validate.lookup import data_name, get, model_name
+from nndl.validate.lookup import ABSENT, data_name, get, model_name
 
 
 def check_model_fits_data(cfg: DictConfig) -> None:
@@ -82,6 +82,12 @@ def _check_nesterov(cfg: DictConfig) -> None:
         )
 
 
+DATA_PARALLEL = (
+    "use trainer=ddp (trainer.devices=N, trainer.num_nodes=M), whose processes share every mini-batch as the book's "
+    "SGD needs (it sets trainer.use_distributed_sampler=false: the lab shards each mini-batch itself)"
+)
+
+
 def _check_data_parallel(cfg: DictConfig) -> None:
     """Several processes (a DDP strategy, or devices > 1 or several nodes, where Lightning picks DDP itself) share
     every mini-batch only through the lab's own sharding: ``trainer=ddp``, ``use_distributed_sampler: false``."""
@@ -98,8 +104,20 @@ def _check_data_parallel(cfg: DictConfig) -> None:
         if processes:
             raise ConfigError(
                 f"{key}={show(value)} is not allowed with Lightning's own sampler, which would give each process "
-                "separate mini-batches: use trainer=ddp (trainer.devices=N), whose processes share every mini-batch "
-                "as the book's SGD needs"
+                f"separate mini-batches: {DATA_PARALLEL}"
+            )
+
+
+def _check_tested_checkpoint(cfg: DictConfig) -> None:
+    """The checkpoint a run tests is the one ``callbacks.model_checkpoint`` keeps; the run reports its best epoch
+    by ``monitor``: the two must follow the same metric the same way."""
+    for key, run_key in (("monitor", "monitor"), ("mode", "monitor_mode")):
+        value, run_value = get(cfg, f"callbacks.model_checkpoint.{key}", ABSENT), get(cfg, run_key)
+        if value is not ABSENT and value != run_value:
+            raise ConfigError(
+                f"callbacks.model_checkpoint.{key}={show(value)} is not allowed with {run_key}={show(run_value)}: "
+                f"the run tests the checkpoint this callback keeps and reports its best epoch by {run_key}; set "
+                f"{run_key}={show(value)} instead, which the callbacks follow"
             )
 
 
@@ -132,4 +150,5 @@ CHECKS: tuple[Callable[[DictConfig], None], ...] = (
     _check_nesterov,
     _check_data_parallel,
     _check_update_per_mini_batch,
+    _check_tested_checkpoint,
 )

@@ -43,12 +43,12 @@ def _classifier(cfg: DictConfig) -> bool:
     return model_name(cfg) in ("mlp", "cnn")
 
 
-MONITORS = (
-    "monitor",
-    "callbacks.model_checkpoint.monitor",
-    "callbacks.early_stopping.monitor",
-    "callbacks.eta_schedule.monitor",
-)
+def _curve(cfg: DictConfig) -> bool:
+    return model_name(cfg) == "curve"
+
+
+# Callbacks that follow a metric of their own (by default ${monitor}); the checkpoint's must be monitor (CHECKS)
+STOPPERS = ("callbacks.early_stopping.monitor", "callbacks.eta_schedule.monitor")
 SEED = Num(integer=True, ge=0, le=SEED_MAX, text="an integer in [0, 2**32 - 1]")
 POSITIVE_INT = Num(integer=True, ge=1)
 COUNT = Num(integer=True, ge=0)
@@ -63,10 +63,11 @@ RULES: tuple[Rule, ...] = (
     # conf/train.yaml
     Rule("seed", SEED),
     Rule("threads", Num(integer=True, ge=1, null=True, text="an integer ≥ 1 or null (all cores)")),
-    # the metric a run and its callbacks follow (they take ${monitor}; one set apart is checked too): a metric the
-    # model does not log would stop the run only after its first epoch
-    *(Rule(key, OneOf(("val/acc", "val/loss")), when=_classifier) for key in MONITORS),
-    *(Rule(key, OneOf(("val/loss",)), when=lambda cfg: model_name(cfg) == "curve") for key in MONITORS),
+    # the metric the run and its callbacks follow: one the model does not log would stop the run after an epoch
+    Rule("monitor", OneOf(("val/acc", "val/loss")), when=_classifier),
+    Rule("monitor", OneOf(("val/loss",)), when=_curve),
+    *(Rule(key, OneOf(("val/acc", "val/loss", "train/acc", "train/loss")), when=_classifier) for key in STOPPERS),
+    *(Rule(key, OneOf(("val/loss", "train/loss")), when=_curve) for key in STOPPERS),
     Rule("monitor_mode", MODE),
     Rule("book_accuracy", Num(ge=0, le=1, null=True)),
     # conf/data: mnist (and function: batch_size, examples_per_step)
