@@ -1,13 +1,14 @@
 """Exact resume: a run killed by SIGTERM and resumed with ``resume=<run_dir>`` ends with the very parameters, bit for
 bit, and the metrics of the same run left alone (sweeps and searches: test_resume_sweeps.py)."""
 
+import csv
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
-from cli import forget_killer, killed_after, train
+from cli import events, forget_killer, killed_after, train
 
 MLP = ["trainer.max_epochs=4", "model.dropout=0.2", "model.l2=1.0", "data.examples_per_step=70"]
 CNN = [
@@ -59,3 +60,45 @@ def test_a_killed_run_resumed_ends_as_if_never_interrupted(shared_mnist, tmp_pat
     assert after["status"] == before["status"] != "interrupted" and after["epochs"] == 4
     for key in ("best_epoch", "val/acc", "val/loss", "test/acc", "test/loss"):
         assert after[key] == before[key], key
+
+
+def scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar TensorBoard shows for the run (its own reader, purging what a resumed run logged anew), as
+    (step, value); the timings' values left out, which no two runs share."""
+    records = events(run)
+    return {
+        tag: [(e.step, 0.0 if tag.startswith("time/") else e.value) for e in records.Scalars(tag)]
+        for tag in records.Tags()["scalars"]
+    }
+
+
+def csv_rows(run: Path) -> list[dict[str, str]]:
+    with (run / "metrics.csv").open(newline="") as file:
+        return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in csv.DictReader(file)]
+
+
+@pytest.mark.parametrize(
+    ("logger", "kill"),
+    [("tensorboard", "steps=13"), ("many", "steps=13"), ("many", "epochs=2")],
+    ids=["tensorboard_mid_epoch", "many_mid_epoch", "many_epoch_end"],
+)
+def test_a_resumed_run_records_every_step_once(shared_mnist, tmp_path, whole_runs, logger, kill):
+    """Killed (after update 85, its last checkpoint of update 64; or after epoch 1) and resumed: TensorBoard (and
+    metrics.csv) show what the run left alone shows, each step once, the epoch-level averages of the epoch it
+    was killed in included; what the killed run logged up to its checkpoint is kept."""
+    overrides = [
+        *MLP, "callbacks.periodic_checkpoint.every_n_train_steps=4", "trainer.log_every_n_steps=1", f"logger={logger}",
+    ]  # fmt: skip
+    resumed = tmp_path / "resumed"
+    whole = whole_runs(overrides)
+    assert train(shared_mnist, *overrides, *killed_after(kill), f"hydra.run.dir={resumed}").returncode == 143
+    forget_killer(resumed / ".hydra" / "overrides.yaml")
+    assert train(shared_mnist, f"resume={resumed}").returncode == 0
+    expected, got = scalars(whole), scalars(resumed)
+    assert expected.keys() == got.keys()
+    steps = [step for step, _ in expected["train/loss_step"]]
+    assert {57, 64, 71, 78, 85} <= set(steps) and len(steps) == len(set(steps))
+    for tag in expected:
+        assert got[tag] == expected[tag], tag
+    if logger == "many":
+        assert csv_rows(resumed) == csv_rows(whole)

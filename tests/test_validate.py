@@ -8,6 +8,7 @@ as Hydra applies them after composing (``ConfigLoaderImpl._apply_overrides_to_co
 
 import ast
 import copy
+import inspect
 import math
 import subprocess
 import sys
@@ -106,6 +107,8 @@ BAD = [
     (["+trainer.gradient_clip_val=-1"], "trainer.gradient_clip_val", "=-1 is out of range"),
     (["+trainer.accumulate_grad_batches=2"], "trainer.accumulate_grad_batches", "=2 is not allowed: every"),
     (["+trainer.accumulate_grad_batches=0"], "trainer.accumulate_grad_batches", "=0 is out of range"),
+    (["+logger.foo=1"], "logger.foo", "=1 is not a setting of lightning.pytorch.loggers.TensorBoardLogger"),
+    (["logger=many", "+logger.tensorboard.flush_sec=5"], "logger.tensorboard.flush_sec", "=5 is not a setting"),
 ]
 
 GOOD = [
@@ -118,6 +121,8 @@ GOOD = [
     ["monitor=val/loss", "monitor_mode=min"],  # the checkpoint follows: ${monitor}, ${monitor_mode}
     ["+trainer.gradient_clip_val=0", "+trainer.accumulate_grad_batches=1"],  # Lightning's "off"
     ["model=cnn", "optimizer=sgd", "optimizer.lr=0.1", "data.batch_size=10", "activation@model.conv_activation=tanh"],
+    ["+logger.flush_secs=10", "+logger.log_graph=true"],  # SummaryWriter's and the logger's own
+    ["logger=many", "+logger.tensorboard.max_queue=100", "+logger.csv.flush_logs_every_n_steps=10"],
 ]
 
 Compose = Callable[[Sequence[str]], DictConfig]
@@ -278,6 +283,12 @@ def test_the_copied_constants_agree_with_the_models_and_data():
     assert validate.IMAGE_SIZE == constant("mnist_shape", "IMAGE_SIZE")
     assert validate.MNIST_TRAIN_IMAGES == constant("data/mnist", "MNIST_TRAIN_IMAGES")
     assert constant("precision", "AUTO") in validate.PRECISIONS
+    from lightning.pytorch.loggers import TensorBoardLogger
+    from torch.utils.tensorboard import SummaryWriter
+
+    own, passed_on = (set(inspect.signature(c.__init__).parameters) for c in (TensorBoardLogger, SummaryWriter))
+    settings = (own | passed_on) - {"self", "kwargs", "log_dir"}
+    assert set(validate.constants.TENSORBOARD_SETTINGS) == settings
 
 
 def test_checking_imports_no_torch():

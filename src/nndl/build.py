@@ -26,6 +26,7 @@ from nndl.callbacks import EpochProgressBar
 from nndl.data import MNISTDataModule
 from nndl.errors import ConfigError, NNDLError
 from nndl.interrupt import StopOnSignal
+from nndl.loggers import purge_settings
 from nndl.models import Classifier, Network
 from nndl.precision import GPU_ACCELERATORS, resolve_precision
 from nndl.validate.checks import DATA_PARALLEL
@@ -43,8 +44,9 @@ class Run:
     logger: Logger
 
 
-def build_run(cfg: DictConfig, purge_step: int | None = None) -> Run:
-    """Seed, then build the data (checked and read before anything else), the model and the trainer."""
+def build_run(cfg: DictConfig, resumed_at: int | None = None) -> Run:
+    """Seed, then build the data (checked and read before anything else), the model and the trainer; a run
+    resumed from a checkpoint saved at update ``resumed_at`` continues its records (``nndl.loggers``)."""
     quiet_library_noise()
     check_accelerator(cfg.trainer.accelerator)
     set_threads(cfg.get("threads"))
@@ -63,11 +65,8 @@ def build_run(cfg: DictConfig, purge_step: int | None = None) -> Run:
         )
     model.set_training_set(datamodule.n_train, datamodule.mini_batches_per_epoch)  # L2's n, a schedule's length
     check_warmup(cfg, datamodule.mini_batches_per_epoch)
-    # A resumed run hides from TensorBoard what the interrupted one logged after its checkpoint: no step twice.
-    resumed = (
-        {"purge_step": purge_step} if purge_step and "TensorBoardLogger" in str(cfg.logger.get("_target_")) else {}
-    )
-    logger = build(cfg.logger, **resumed)
+    # A resumed run's records drop what the interrupted one logged after its checkpoint: no step twice.
+    logger = build(cfg.logger, **(purge_settings(cfg.logger, resumed_at) if resumed_at is not None else {}))
     # callbacks.<name>=null turns one off, as in lightning-hydra-template
     callbacks = [build(c) for c in cfg.callbacks.values() if c is not None] + [StopOnSignal()]
     progress_bar = cfg.trainer.enable_progress_bar

@@ -10,12 +10,17 @@
 
 ``tensorboard_logger`` finds a run's TensorBoard logger among its loggers: the models' figures go there only.
 
+A resumed run (``resume=<run_dir>``) continues its run directory's records: TensorBoard's and ``metrics.csv`` keep
+what the interrupted run logged up to the checkpoint it resumes from and drop the rest, which the resumed run logs
+again (``purge_settings``), so that no step is shown twice and none is lost.
+
 ``tags=[...]`` (conf/train.yaml) go into every logger: MLflow run tags (``<tag>: true``), the ``tags`` of
 ``hparams.yaml`` and of TensorBoard's HPARAMS, and the sweep's summary.
 """
 
 from __future__ import annotations
 
+import csv
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -24,16 +29,66 @@ from typing import Any
 from lightning.pytorch.loggers import CSVLogger as _CSVLogger
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.loggers import MLFlowLogger as _MLFlowLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.loggers.logger import rank_zero_experiment
+from omegaconf import DictConfig
 
 # The run directory holds Hydra's files before the logger starts: nothing to warn about, metrics.csv is its own.
 warnings.filterwarnings("ignore", message=r".*Experiment logs directory .* exists and is not empty.*")
 
 
 class CSVLogger(_CSVLogger):
-    """Lightning's ``CSVLogger``, writing ``metrics.csv`` straight into ``save_dir`` (the run directory)."""
+    """Lightning's ``CSVLogger``, writing ``metrics.csv`` straight into ``save_dir`` (the run directory).
 
-    def __init__(self, save_dir: str, name: str = "", version: str = "", **kwargs: Any) -> None:
+    ``purge_step`` (a resumed run's, as TensorBoard's): the rows of an existing ``metrics.csv`` logged at an
+    earlier step are kept, and the new rows follow them; Lightning's own writer deletes the file."""
+
+    def __init__(
+        self, save_dir: str, name: str = "", version: str = "", purge_step: int | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(save_dir, name=name, version=version, **kwargs)
+        self.purge_step = purge_step
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None and self.purge_step is not None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _ContinuedWriter(self.log_dir, self.purge_step)
+        return super().experiment
+
+
+class _ContinuedWriter(ExperimentWriter):
+    """Lightning's CSV writer continuing an interrupted run's ``metrics.csv``: its rows logged before
+    ``purge_step`` kept, the rest dropped, and the interrupted run's final ``hp/`` rows (the resumed run logs its
+    own)."""
+
+    def __init__(self, log_dir: str, purge_step: int) -> None:
+        self.purge_step = purge_step
+        super().__init__(log_dir)
+
+    def _check_log_dir_exists(self) -> None:  # instead of deleting metrics.csv, as Lightning's writer does
+        if not self._fs.isfile(self.metrics_file_path):
+            return
+        with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+            reader = csv.DictReader(file)
+            rows, header = list(reader), list(reader.fieldnames or [])
+        kept = [
+            row for row in rows
+            if _step(row) < self.purge_step and not any(row[key] for key in header if key.startswith("hp/"))
+        ]  # fmt: skip
+        with self._fs.open(self.metrics_file_path, "w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=header)
+            writer.writeheader()
+            writer.writerows(kept)
+        self.metrics_keys = header  # new rows are appended under it (Lightning rewrites it if keys are added)
+
+
+def _step(row: dict[str, str]) -> float:
+    try:
+        return float(row.get("step") or "nan")
+    except ValueError:
+        return float("nan")
 
 
 def _run_dir() -> Path | None:
@@ -58,6 +113,21 @@ class MLFlowLogger(_MLFlowLogger):
 def many(**loggers: Logger) -> list[Logger]:
     """Several loggers at once (conf/logger/many.yaml): the Trainer takes a list."""
     return list(loggers.values())
+
+
+def purge_settings(logger: DictConfig | None, step: int) -> dict[str, Any]:
+    """The settings, for ``build(logger, **these)``, that make each TensorBoard and CSV logger of the config
+    ``logger`` (``logger=many`` holds both) drop what an interrupted run logged after the checkpoint it resumes
+    from, saved at update ``step``: TensorBoard's ``purge_step``, the first step the resumed run logs again."""
+
+    def purges(node: Any) -> bool:
+        target = str(node.get("_target_", "")) if isinstance(node, DictConfig) else ""
+        return target.endswith("TensorBoardLogger") or target == f"{__name__}.CSVLogger"
+
+    if not isinstance(logger, DictConfig):
+        return {}
+    after = {"purge_step": step + 1}
+    return after if purges(logger) else {key: after for key in logger if purges(logger.get(key))}
 
 
 def tensorboard_logger(loggers: Iterable[Logger]) -> TensorBoardLogger | None:

@@ -90,7 +90,7 @@ def train(cfg: DictConfig) -> float:
     if rank_zero_only.rank == 0:
         show_config(cfg, run_dir)
     ckpt = resume_from(cfg, run_dir)  # resume=...: the last.ckpt to go on from; None: a fresh start
-    run = build_run(cfg, purge_step=checkpoint_step(ckpt) if ckpt else None)
+    run = build_run(cfg, resumed_at=checkpoint_step(ckpt) if ckpt else None)
     datamodule, model, trainer = run.datamodule, run.model, run.trainer
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)

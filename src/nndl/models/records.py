@@ -7,6 +7,7 @@ that picks the best epoch, and what a resumed run needs in its checkpoint.
 
 import lightning as L
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor, nn
 from torchmetrics import MeanMetric, Metric
 
@@ -34,6 +35,7 @@ class EpochRecords(L.LightningModule):
                 self.metrics[f"{stage}_{name}"] = metric
         self.val_history: list[dict[str, float]] = []  # val/* of every epoch, to report the best one
         self.train_losses: list[float] = []  # train/loss of every epoch: whether the run learned (nndl.report)
+        self._resumed_train_metrics: dict | None = None  # a mid-epoch checkpoint's, until the epoch goes on
 
     def task_metrics(self) -> dict[str, Metric]:
         """Metrics of the outputs z^L against the targets y, besides the loss; a new set on each call."""
@@ -55,21 +57,45 @@ class EpochRecords(L.LightningModule):
         return (loss * sizes).sum() / sizes.sum()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """What a resumed run needs besides the weights and the optimizer: the validation history (the best epoch)
-        and the random generators that dropout draws from."""
+        """What a resumed run needs besides the weights and the optimizer: the validation history (the best epoch),
+        every epoch's training loss, the random generators that dropout draws from, and the training metrics
+        accumulated so far in the epoch (a checkpoint saved mid-epoch: the epoch's ``train/*`` still average all
+        of its mini-batches after a resume)."""
+        train = {name: metric for name, metric in self.metrics.items() if name.startswith("train_")}
         checkpoint["nndl"] = {
             "val_history": self.val_history,
+            "train_losses": self.train_losses,
             "rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "train_metrics": {
+                "epoch": self.current_epoch,
+                "states": {name: {k: v.cpu() for k, v in m.metric_state.items()} for name, m in train.items()},
+                "updates": {name: metric.update_count for name, metric in train.items()},
+            },
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("nndl", {})
         self.val_history = list(state.get("val_history", []))
+        if self._trainer is not None and self._trainer.state.fn == TrainerFn.FITTING:  # resumed, not tested
+            self.train_losses = [float(loss) for loss in state.get("train_losses", [])]
+            self._resumed_train_metrics = state.get("train_metrics")
         if "rng" in state:
             torch.set_rng_state(state["rng"])
         if state.get("cuda_rng") and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
+
+    def on_train_start(self) -> None:
+        """A run resumed in the middle of an epoch takes up the training metrics where its checkpoint left them
+        (Lightning goes on with the epoch without starting it again)."""
+        saved, self._resumed_train_metrics = self._resumed_train_metrics, None
+        if not saved or saved["epoch"] != self.current_epoch:  # saved at an epoch's end: the next one starts afresh
+            return
+        for name, states in saved["states"].items():
+            metric = self.metrics[name]
+            for key, value in states.items():
+                setattr(metric, key, value.to(self.device))
+            metric._update_count = saved["updates"][name]  # torchmetrics has no public setter
 
     def on_train_epoch_end(self) -> None:
         values = self._log_epoch("train")

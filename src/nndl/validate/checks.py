@@ -4,11 +4,11 @@ together, judged before them."""
 
 from collections.abc import Callable
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from nndl.errors import ConfigError
 from nndl.mnist_shape import IMAGE_SIZE
-from nndl.validate.constants import MNIST_TRAIN_IMAGES
+from nndl.validate.constants import MNIST_TRAIN_IMAGES, TENSORBOARD_SETTINGS
 from nndl.validate.kinds import show
 from nndl.validate.lookup import ABSENT, data_name, get, model_name
 
@@ -142,6 +142,26 @@ def _check_update_per_mini_batch(cfg: DictConfig) -> None:
 
 
 # The keys that depend on each other, judged after every key alone has passed RULES.
+def _check_tensorboard_settings(cfg: DictConfig) -> None:
+    """A TensorBoard logger passes the settings it does not know to SummaryWriter, which refuses an unknown one
+    only when the run first logs: named here instead, as every other group's unknown keys are when built."""
+    logger = OmegaConf.select(cfg, "logger")
+    if not isinstance(logger, DictConfig):
+        return
+    nodes = [("logger", logger)] + [(f"logger.{key}", logger[key]) for key in logger.keys()]  # noqa: SIM118
+    for path, node in nodes:
+        target = node.get("_target_") if isinstance(node, DictConfig) else None
+        if not str(target).endswith("TensorBoardLogger"):
+            continue
+        for key in node.keys():  # noqa: SIM118
+            if not str(key).startswith("_") and key not in TENSORBOARD_SETTINGS:
+                raise ConfigError(
+                    f"{path}.{key}={show(get(cfg, f'{path}.{key}'))} is not a setting of {target} (nor of the "
+                    f"SummaryWriter it passes its other settings to): remove it or check its spelling; its "
+                    f"settings are {', '.join(TENSORBOARD_SETTINGS)}"
+                )
+
+
 CHECKS: tuple[Callable[[DictConfig], None], ...] = (
     _check_train_size,
     _check_cnn_fits_image,
@@ -151,4 +171,5 @@ CHECKS: tuple[Callable[[DictConfig], None], ...] = (
     _check_data_parallel,
     _check_update_per_mini_batch,
     _check_tested_checkpoint,
+    _check_tensorboard_settings,
 )

@@ -17,3 +17,9 @@ PRECISIONS = ("32-true", "bf16-mixed", "auto", "bf16-true", "16-true", "64-true"
 # The models and data modules by their _target_, as the run's group options name them.
 MODELS = {"nndl.models.MLP": "mlp", "nndl.models.CNN": "cnn", "nndl.models.curve.CurveFit": "curve"}
 DATA = {"nndl.data.MNISTDataModule": "mnist", "nndl.data.function.FunctionDataModule": "function"}
+# What a TensorBoardLogger (conf/logger/tensorboard.yaml) takes: its own settings and SummaryWriter's, to which
+# it passes the others only when it first writes (log_dir is its own to give).
+TENSORBOARD_SETTINGS = (
+    "save_dir", "name", "version", "log_graph", "default_hp_metric", "prefix", "sub_dir",
+    "comment", "purge_step", "max_queue", "flush_secs", "filename_suffix",
+)  # fmt: skip
