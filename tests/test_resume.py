@@ -4,6 +4,7 @@ bit, and the metrics of the same run left alone (sweeps and searches: test_resum
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -102,3 +103,33 @@ def test_a_resumed_run_records_every_step_once(shared_mnist, tmp_path, whole_run
         assert got[tag] == expected[tag], tag
     if logger == "many":
         assert csv_rows(resumed) == csv_rows(whole)
+
+
+def test_a_resumed_run_goes_on_with_its_mlflow_run(shared_mnist, tmp_path, whole_runs):
+    """logger=mlflow: the resumed run continues the MLflow run of its directory (one run, finished, with the whole
+    history: the steps the killed run logged after its checkpoint come again with the same values)."""
+    mlflow = pytest.importorskip("mlflow", reason="the mlflow extra is not installed (pip install -e '.[mlflow]')")
+    overrides = [*MLP, "callbacks.periodic_checkpoint.every_n_train_steps=4", "trainer.log_every_n_steps=1"]
+    overrides += ["logger=mlflow"]
+
+    def records(store: Path) -> tuple[Any, dict[str, set[tuple[int, float]]]]:
+        client = mlflow.MlflowClient(f"sqlite:///{store}/mlflow.db")
+        (run,) = client.search_runs([client.get_experiment_by_name("nndl").experiment_id])
+        history = {
+            name: {(m.step, m.value) for m in client.get_metric_history(run.info.run_id, name)}
+            for name in ("train/loss_step", "train/loss", "val/acc", "hp/val_acc")
+        }
+        return run, history
+
+    whole_store, store, resumed = tmp_path / "whole", tmp_path / "store", tmp_path / "resumed"
+    whole_runs([*overrides, f"paths.log_dir={whole_store}"])
+    killed = train(
+        shared_mnist, *overrides, f"paths.log_dir={store}", *killed_after("steps=13"), f"hydra.run.dir={resumed}"
+    )
+    assert killed.returncode == 143
+    forget_killer(resumed / ".hydra" / "overrides.yaml")
+    assert train(shared_mnist, f"resume={resumed}").returncode == 0
+    (_, expected), (run, got) = records(whole_store), records(store)
+    assert run.info.status == "FINISHED" and run.data.params["status"] == "ok"
+    assert run.data.tags["run_dir"] == str(resumed)
+    assert got == expected and len(expected["train/loss_step"]) == 32

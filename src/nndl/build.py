@@ -26,7 +26,7 @@ from nndl.callbacks import EpochProgressBar
 from nndl.data import MNISTDataModule
 from nndl.errors import ConfigError, NNDLError
 from nndl.interrupt import StopOnSignal
-from nndl.loggers import purge_settings
+from nndl.loggers import resume_settings
 from nndl.models import Classifier, Network
 from nndl.precision import GPU_ACCELERATORS, resolve_precision
 from nndl.validate.checks import DATA_PARALLEL
@@ -66,7 +66,7 @@ def build_run(cfg: DictConfig, resumed_at: int | None = None) -> Run:
     model.set_training_set(datamodule.n_train, datamodule.mini_batches_per_epoch)  # L2's n, a schedule's length
     check_warmup(cfg, datamodule.mini_batches_per_epoch)
     # A resumed run's records drop what the interrupted one logged after its checkpoint: no step twice.
-    logger = build(cfg.logger, **(purge_settings(cfg.logger, resumed_at) if resumed_at is not None else {}))
+    logger = build(cfg.logger, **(resume_settings(cfg.logger, resumed_at) if resumed_at is not None else {}))
     # callbacks.<name>=null turns one off, as in lightning-hydra-template
     callbacks = [build(c) for c in cfg.callbacks.values() if c is not None] + [StopOnSignal()]
     progress_bar = cfg.trainer.enable_progress_bar
@@ -186,6 +186,11 @@ def quiet_library_noise() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     # Raised inside Lightning itself with recent torch releases; nothing a user can act on.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    # A resumed run writes on in its own checkpoints/ (a new run's directory is always its own, nndl.rundir).
+    warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
+    # The networks update inside training_step (manual optimization): a checkpoint within an epoch holds the
+    # state after the step's updates, which is what a resumed run continues from.
+    warnings.filterwarnings("ignore", message=r".*manual optimization and every_n_train_steps.*")
 
 
 def _not_a_tip(record: logging.LogRecord) -> bool:

@@ -12,7 +12,8 @@
 
 A resumed run (``resume=<run_dir>``) continues its run directory's records: TensorBoard's and ``metrics.csv`` keep
 what the interrupted run logged up to the checkpoint it resumes from and drop the rest, which the resumed run logs
-again (``purge_settings``), so that no step is shown twice and none is lost.
+again (``resume_settings``), so that no step is shown twice and none is lost; MLflow goes on with the
+run directory's MLflow run.
 
 ``tags=[...]`` (conf/train.yaml) go into every logger: MLflow run tags (``<tag>: true``), the ``tags`` of
 ``hparams.yaml`` and of TensorBoard's HPARAMS, and the sweep's summary.
@@ -26,11 +27,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from lightning.fabric.utilities.logger import _convert_params, _flatten_dict
 from lightning.pytorch.loggers import CSVLogger as _CSVLogger
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.loggers import MLFlowLogger as _MLFlowLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 # The run directory holds Hydra's files before the logger starts: nothing to warn about, metrics.csv is its own.
@@ -99,15 +102,56 @@ def _run_dir() -> Path | None:
 
 class MLFlowLogger(_MLFlowLogger):
     """Lightning's ``MLFlowLogger``; the run named after its directory (a sweep job's shows what varies), its
-    ``tags`` a list (each becomes the MLflow tag ``<tag>: true``) and the run directory the tag ``run_dir``."""
+    ``tags`` a list (each becomes the MLflow tag ``<tag>: true``) and the run directory the tag ``run_dir``.
 
-    def __init__(self, tags: list[str] | None = None, run_name: str | None = None, **kwargs: Any) -> None:
-        run_dir = _run_dir()
+    ``resumed`` (a resumed run's): the MLflow run of the same run directory goes on, rather than a second one
+    with half the history. Parameters it already holds are not logged again (MLflow keeps a parameter's first
+    value); one whose value changed (``trainer.max_epochs`` of a run trained longer) becomes a tag."""
+
+    def __init__(
+        self, tags: list[str] | None = None, run_name: str | None = None, resumed: bool = False, **kwargs: Any
+    ) -> None:
+        self._run_dir = _run_dir()
         mlflow_tags = {str(tag): "true" for tag in tags or []}
-        if run_dir is not None:
-            mlflow_tags["run_dir"] = str(run_dir)
-            run_name = run_name or run_dir.name
+        if self._run_dir is not None:
+            mlflow_tags["run_dir"] = str(self._run_dir)
+            run_name = run_name or self._run_dir.name
         super().__init__(run_name=run_name, tags=mlflow_tags, **kwargs)
+        self._continue = resumed and self._run_dir is not None and self._run_id is None
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> Any:
+        if self._continue:
+            self._continue = False
+            self._run_id = self._earlier_run()
+            if self._run_id is not None:
+                self._mlflow_client.update_run(self._run_id, status="RUNNING")
+        return super().experiment
+
+    def _earlier_run(self) -> str | None:
+        """The id of the latest MLflow run of this run directory, in this logger's experiment, if there is one."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self._tracking_uri)
+        experiment = self._mlflow_client.get_experiment_by_name(self._experiment_name)
+        if experiment is None:
+            return None
+        run_dir = str(self._run_dir)
+        match = "" if "'" in run_dir else f"tags.run_dir = '{run_dir}'"  # else every run, compared below
+        runs = self._mlflow_client.search_runs([experiment.experiment_id], match, order_by=["start_time DESC"])
+        return next((run.info.run_id for run in runs if run.data.tags.get("run_dir") == run_dir), None)
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any) -> None:
+        from mlflow.entities import RunTag
+
+        logged = self.experiment.get_run(self.run_id).data.params
+        flat = {key: str(value)[:250] for key, value in _flatten_dict(_convert_params(params)).items()}
+        changed = [RunTag(key, value) for key, value in flat.items() if key in logged and logged[key] != value]
+        super().log_hyperparams({key: value for key, value in flat.items() if key not in logged})
+        if changed:
+            self.experiment.log_batch(run_id=self.run_id, tags=changed)
 
 
 def many(**loggers: Logger) -> list[Logger]:
@@ -115,19 +159,24 @@ def many(**loggers: Logger) -> list[Logger]:
     return list(loggers.values())
 
 
-def purge_settings(logger: DictConfig | None, step: int) -> dict[str, Any]:
-    """The settings, for ``build(logger, **these)``, that make each TensorBoard and CSV logger of the config
-    ``logger`` (``logger=many`` holds both) drop what an interrupted run logged after the checkpoint it resumes
-    from, saved at update ``step``: TensorBoard's ``purge_step``, the first step the resumed run logs again."""
+def resume_settings(logger: DictConfig | None, step: int) -> dict[str, Any]:
+    """The settings, for ``build(logger, **these)``, that make the loggers of the config ``logger`` (``logger=many``
+    holds several) continue an interrupted run resumed from its checkpoint of update ``step``: TensorBoard and CSV
+    drop what it logged after the checkpoint (TensorBoard's ``purge_step``: the first step the resumed run logs
+    again); MLflow goes on with its run."""
 
-    def purges(node: Any) -> bool:
+    def settings(node: Any) -> dict[str, Any] | None:
         target = str(node.get("_target_", "")) if isinstance(node, DictConfig) else ""
-        return target.endswith("TensorBoardLogger") or target == f"{__name__}.CSVLogger"
+        if target.endswith("TensorBoardLogger") or target == f"{__name__}.CSVLogger":
+            return {"purge_step": step + 1}
+        return {"resumed": True} if target == f"{__name__}.MLFlowLogger" else None
 
     if not isinstance(logger, DictConfig):
         return {}
-    after = {"purge_step": step + 1}
-    return after if purges(logger) else {key: after for key in logger if purges(logger.get(key))}
+    own = settings(logger)
+    if own is not None:
+        return own
+    return {key: found for key in logger if (found := settings(logger.get(key))) is not None}
 
 
 def tensorboard_logger(loggers: Iterable[Logger]) -> TensorBoardLogger | None:
