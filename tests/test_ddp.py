@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cli import run_script, train
+from cli import events, forget_killer, killed_after, run_script, train
 
 MLP = ["trainer.max_epochs=2", "data.examples_per_step=50", "optimizer.lr=1.0", "threads=1"]
 
@@ -59,3 +59,20 @@ def test_the_cnn_trains_on_two_processes(shared_mnist, tmp_path):
 def test_lightnings_own_sampler_is_refused_with_the_way_to_do_it(shared_mnist, tmp_path):
     result = run_script("train", "+trainer.strategy=ddp", f"hydra.run.dir={tmp_path}", data_dir=shared_mnist)
     assert result.returncode == 1 and "use trainer=ddp" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_killed_data_parallel_run_resumed_records_what_it_would_have(shared_mnist, tmp_path):
+    """Two processes, killed after update 75 and resumed from the checkpoint of update 60: the epoch's train/loss
+    and train/acc average the whole epoch, every process's share of it (the checkpoint holds their sum)."""
+    ddp = [*MLP[1:], "trainer.max_epochs=3", "trainer=ddp", "trainer.devices=2"]
+    ddp += ["callbacks.periodic_checkpoint.every_n_train_steps=4", "trainer.log_every_n_steps=1"]
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    assert train(shared_mnist, *ddp, f"hydra.run.dir={whole}").returncode == 0
+    assert train(shared_mnist, *ddp, *killed_after("steps=15"), f"hydra.run.dir={resumed}").returncode != 0
+    forget_killer(resumed / ".hydra" / "overrides.yaml")
+    result = train(shared_mnist, f"resume={resumed}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected, got = (events(run) for run in (whole, resumed))
+    for tag in ("train/loss", "train/acc", "val/acc", "train/loss_step"):
+        pairs = zip(expected.Scalars(tag), got.Scalars(tag), strict=True)
+        assert all(e.step == g.step and e.value == pytest.approx(g.value, abs=1e-6) for e, g in pairs), tag

@@ -46,7 +46,8 @@ def resume_args(args: list[str]) -> list[str]:
         return args
     run_dir = Path(value).resolve()
     saved = run_overrides(run_dir)
-    extra = [arg for arg in args if not arg.startswith(("resume=", "-"))]
+    launched = [arg for arg in args if _launched_again(arg, run_dir)]  # kept, but hydra.run.dir: given below
+    extra = [arg for arg in args if not arg.startswith(("resume=", "-")) and arg not in launched]
     flags = [arg for arg in args if arg.startswith("-")]
     for arg in extra:
         key = arg.split("=", 1)[0].lstrip("+~")
@@ -57,7 +58,20 @@ def resume_args(args: list[str]) -> list[str]:
             )
     replaced = {arg.split("=", 1)[0].lstrip("+~") for arg in extra}
     kept = [arg for arg in saved if arg.split("=", 1)[0].lstrip("+~") not in replaced]
-    return [*flags, *kept, *extra, f"resume={_quoted(run_dir)}", f"hydra.run.dir={_quoted(run_dir)}"]
+    launched = [arg for arg in launched if not arg.startswith("hydra.run.dir=")]
+    return [*flags, *kept, *extra, f"resume={_quoted(run_dir)}", f"hydra.run.dir={_quoted(run_dir)}", *launched]
+
+
+def _launched_again(arg: str, run_dir: Path) -> bool:
+    """Whether ``arg`` is one of what Lightning adds when it starts a resumed run's other processes (data-parallel
+    training, ``_hydra_subprocess_cmd``) from the command line this module wrote: the run's own directory again,
+    the process's log name, no second copy of ``.hydra``. None of them changes the experiment."""
+    key, _, value = arg.partition("=")
+    if key == "hydra.run.dir":
+        return Path(value.strip("'\"")).resolve() == run_dir
+    return (key == "hydra.job.name" and re.fullmatch(r"train_ddp_process_\d+", value) is not None) or (
+        arg == "hydra.output_subdir=null"
+    )
 
 
 def run_overrides(run_dir: Path) -> list[str]:

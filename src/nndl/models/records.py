@@ -61,7 +61,11 @@ class EpochRecords(L.LightningModule):
         every epoch's training loss, the random generators that dropout draws from, and the training metrics
         accumulated so far in the epoch (a checkpoint saved mid-epoch: the epoch's ``train/*`` still average all
         of its mini-batches after a resume)."""
-        train = {name: metric for name, metric in self.metrics.items() if name.startswith("train_")}
+        train_metrics = {}
+        for name, metric in self.metrics.items():
+            if name.startswith("train_"):  # every process's share summed (data-parallel: all take part here)
+                with metric.sync_context(should_sync=metric.update_count > 0):
+                    train_metrics[name] = {key: value.cpu() for key, value in metric.metric_state.items()}
         checkpoint["nndl"] = {
             "val_history": self.val_history,
             "train_losses": self.train_losses,
@@ -69,8 +73,8 @@ class EpochRecords(L.LightningModule):
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "train_metrics": {
                 "epoch": self.current_epoch,
-                "states": {name: {k: v.cpu() for k, v in m.metric_state.items()} for name, m in train.items()},
-                "updates": {name: metric.update_count for name, metric in train.items()},
+                "states": train_metrics,
+                "updates": {name: self.metrics[name].update_count for name in train_metrics},
             },
         }
 
@@ -90,6 +94,8 @@ class EpochRecords(L.LightningModule):
         (Lightning goes on with the epoch without starting it again)."""
         saved, self._resumed_train_metrics = self._resumed_train_metrics, None
         if not saved or saved["epoch"] != self.current_epoch:  # saved at an epoch's end: the next one starts afresh
+            return
+        if self.global_rank != 0:  # the saved states are every process's summed: one process takes them up
             return
         for name, states in saved["states"].items():
             metric = self.metrics[name]
