@@ -128,7 +128,9 @@ def test_a_resumed_run_goes_on_with_its_mlflow_run(shared_mnist, tmp_path, whole
     )
     assert killed.returncode == 143
     forget_killer(resumed / ".hydra" / "overrides.yaml")
-    assert train(shared_mnist, f"resume={resumed}").returncode == 0
+    refused = train(shared_mnist, f"resume={resumed}")  # the saved paths.log_dir: where the run writes
+    assert refused.returncode == 1 and f"give it on the command line again: paths.log_dir={store}" in refused.stderr
+    assert train(shared_mnist, f"resume={resumed}", f"paths.log_dir={store}").returncode == 0
     (_, expected), (run, got) = records(whole_store), records(store)
     assert run.info.status == "FINISHED" and run.data.params["status"] == "ok"
     assert run.data.tags["run_dir"] == str(resumed)

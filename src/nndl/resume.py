@@ -16,12 +16,15 @@ an earlier sweep: what a cluster's requeued (preempted) job needs, since it star
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 
 from nndl.errors import ConfigError
 
@@ -45,7 +48,7 @@ def resume_args(args: list[str]) -> list[str]:
     if value.lower() in ("true", "auto"):  # the run's own directory, given with hydra.run.dir
         return args
     run_dir = Path(value).resolve()
-    saved = run_overrides(run_dir)
+    saved = run_overrides(run_dir, [arg for arg in args if not arg.startswith(("resume=", "-"))])
     launched = [arg for arg in args if _launched_again(arg, run_dir)]  # kept, but hydra.run.dir: given below
     extra = [arg for arg in args if not arg.startswith(("resume=", "-")) and arg not in launched]
     flags = [arg for arg in args if arg.startswith("-")]
@@ -74,10 +77,11 @@ def _launched_again(arg: str, run_dir: Path) -> bool:
     )
 
 
-def run_overrides(run_dir: Path) -> list[str]:
-    """The command line of the run in ``run_dir`` (its ``resume=`` left out), checked: a run directory may come
-    from elsewhere, so each override must set a plain value (no ``_target_`` nor any other Hydra key, no
-    interpolation) — it can only choose among what the lab's own ``conf/`` offers."""
+def run_overrides(run_dir: Path, given: list[str] | None = None) -> list[str]:
+    """The command line of the run in ``run_dir`` (its ``resume=`` and ``hydra`` keys left out), checked: a run
+    directory may come from elsewhere, so it may only choose among what the lab's own ``conf/`` offers
+    (``check_saved_override``). ``given``: the command line's own overrides, which vouch for a saved one that
+    decides where the run writes."""
     file = run_dir / OVERRIDES
     if not (run_dir / LAST).is_file():
         raise ConfigError(f"resume={run_dir}: no {LAST} there to resume from (a run saves it after its first epoch)")
@@ -87,11 +91,57 @@ def run_overrides(run_dir: Path) -> list[str]:
         raise ConfigError(f"resume={run_dir}: not a run directory of the lab ({file}: {err})") from None
     if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
         raise ConfigError(f"resume={run_dir}: {file} is not a list of overrides")
-    for override in overrides:
-        key, _, value = override.partition("=")
-        if not SAFE_OVERRIDE.match(override) or re.search(r"(^|[./])_\w*_($|\.)", key) or "${" in value:
-            raise ConfigError(f"resume={run_dir}: {file} holds {override!r}, which is not allowed in a resumed run")
-    return [o for o in overrides if not o.lstrip("+~").startswith(("resume=", "hydra.", "hydra/"))]
+    kept = [o for o in overrides if not o.lstrip("+~").startswith(("resume=", "hydra.", "hydra/"))]
+    for override in kept:
+        problem = check_saved_override(override, given or [])
+        if problem:
+            raise ConfigError(
+                f"resume={run_dir}: {file} holds {override!r}, which is not allowed in a resumed run: {problem}"
+            )
+    return kept
+
+
+def conf_dir() -> Path:
+    """The lab's ``conf/``: under ``PROJECT_ROOT`` (set by ``nndl.cli.prepare``), else beside ``src/``."""
+    root = os.environ.get("PROJECT_ROOT")
+    return Path(root) / "conf" if root else Path(__file__).resolve().parents[2] / "conf"
+
+
+def check_saved_override(override: str, given: list[str]) -> str | None:
+    """Why one override of a run's saved command line may not be composed again, or ``None``. Allowed: a key of
+    the config (no ``_target_`` nor any other Hydra key) set to a plain value or a list of plain values, with no
+    interpolation; a config group set to one of its options in the lab's ``conf/``. A value that decides where
+    the run writes (a ``dirpath``, ``save_dir``, ``..._dir``, ``..._uri``, ``filename``; the data's folder is read
+    only) only when the command line gives it again."""
+    if not SAFE_OVERRIDE.match(override) and not re.fullmatch(r"~[A-Za-z0-9_@/.\-]+", override):
+        return "not a key=value override of the config"
+    try:
+        (parsed,) = OverridesParser.create().parse_overrides([override])
+    except (HydraException, ValueError) as err:
+        return f"it does not parse ({' '.join(str(err).split())[:120]})"
+    key, value = parsed.key_or_group, None if parsed.is_delete() else parsed.value()
+    if re.search(r"(^|[./@])_\w*_($|[./@])", key) or parsed.is_sweep_override():
+        return "a Hydra key or a sweep"
+    if (conf_dir() / key).is_dir():  # a config group: one of the lab's options
+        if value is None and parsed.is_delete():
+            return None
+        if (
+            not isinstance(value, str)
+            or not re.fullmatch(r"\w+", value)
+            or not (conf_dir() / key / f"{value}.yaml").is_file()
+        ):
+            return f"{key} must be one of the options in the lab's conf/{key}/"
+        return None
+    values = value if isinstance(value, list) else [value]
+    if any(isinstance(v, dict | list) for v in values):
+        return "a value with keys, or a list of lists: only plain values are taken from a run directory"
+    if any(isinstance(v, str) and "${" in v for v in values):
+        return "an interpolation"
+    last = key.rsplit(".", 1)[-1].lower()
+    writes = last != "data_dir" and re.search(r"(dir|dirpath|path|uri|location|filename|file)$", last)
+    if writes and override not in given:
+        return f"it decides where the run writes; to accept it, give it on the command line again: {override}"
+    return None
 
 
 def _quoted(path: Path) -> str:

@@ -1,0 +1,65 @@
+"""What a resumed run takes from its directory's saved command line (``nndl.resume``): a run directory may come
+from someone else, so each saved override may only choose among what the lab's ``conf/`` offers."""
+
+from pathlib import Path
+
+import pytest
+
+from nndl.errors import ConfigError
+from nndl.resume import resume_args
+
+
+def run_dir(tmp_path: Path, *overrides: str) -> Path:
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
+    (tmp_path / ".hydra" / "overrides.yaml").write_text("".join(f"- {o!r}\n" for o in overrides))
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("saved", "reason"),
+    [
+        ("+callbacks.evil={_target_: shutil.copyfile, src: /etc/hostname, dst: /tmp/x}", "a value with keys"),
+        ("experiment=../../runs/evil/x/cb", "experiment must be one of the options in the lab's conf/experiment/"),
+        ("activation@model.conv_activation=nope", "activation must be one of the options"),
+        ("model._target_=os.system", "a Hydra key"),
+        ("+callbacks.x._target_=os.system", "a Hydra key"),
+        ("seed=${oc.env:HOME}", "an interpolation"),
+        ("model.sizes=[[784],{a: 1}]", "a value with keys, or a list of lists"),
+        ("optimizer.lr=choice(1,2)", "a sweep"),
+        ("callbacks.last_checkpoint.dirpath=/tmp/elsewhere", "decides where the run writes"),
+        ("logger.save_dir=/tmp/elsewhere", "decides where the run writes"),
+        ("trainer.default_root_dir=/tmp/elsewhere", "decides where the run writes"),
+        ("callbacks.last_checkpoint.filename=../../x", "decides where the run writes"),
+        ("hydra.run.dir=/tmp/x; rm -rf", None),  # hydra keys are the run's own, never taken
+    ],
+)
+def test_a_saved_override_that_is_not_the_labs_is_refused(tmp_path, saved, reason):
+    run = run_dir(tmp_path, "model.sizes=[784,100,10]", saved)
+    if reason is None:
+        assert not any("rm -rf" in arg for arg in resume_args([f"resume={run}"]))
+        return
+    with pytest.raises(ConfigError) as refused:
+        resume_args([f"resume={run}"])
+    assert f"holds {saved!r}, which is not allowed in a resumed run: " in str(refused.value)
+    assert reason in str(refused.value)
+
+
+def test_the_labs_own_choices_are_composed_again(tmp_path):
+    saved = [
+        "experiment=ch6_dropout", "activation@model.conv_activation=tanh", "model.sizes=[784,100,10]",
+        "monitor=val/loss", "~callbacks.early_stopping", "tags=[a,b]", "trainer.max_epochs=null",
+        "data.data_dir=/data/mnist",  # read, not written
+    ]  # fmt: skip
+    run = run_dir(tmp_path, *saved)
+    args = resume_args([f"resume={run}", "trainer.max_epochs=60"])
+    assert args[: len(saved) - 1] == [o for o in saved if o != "trainer.max_epochs=null"]
+    assert "trainer.max_epochs=60" in args and f"hydra.run.dir='{run.resolve()}'" in args
+
+
+def test_a_saved_place_to_write_is_taken_when_the_command_line_gives_it_again(tmp_path):
+    run = run_dir(tmp_path, "logger=mlflow", "paths.log_dir=/srv/mlflow")
+    with pytest.raises(ConfigError, match=r"give it on the command line again: paths\.log_dir=/srv/mlflow"):
+        resume_args([f"resume={run}"])
+    assert "paths.log_dir=/srv/mlflow" in resume_args([f"resume={run}", "paths.log_dir=/srv/mlflow"])
