@@ -3,6 +3,7 @@ bit, and the metrics of the same run left alone (sweeps and searches: test_resum
 
 import csv
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +136,22 @@ def test_a_resumed_run_goes_on_with_its_mlflow_run(shared_mnist, tmp_path, whole
     assert run.info.status == "FINISHED" and run.data.params["status"] == "ok"
     assert run.data.tags["run_dir"] == str(resumed)
     assert got == expected and len(expected["train/loss_step"]) == 32
+
+
+def test_a_moved_run_resumed_tests_the_checkpoint_the_run_left_alone_tests(shared_mnist, tmp_path, whole_runs):
+    """A killed run moved to another directory (or handed over) and resumed there: the checkpoints' saved paths
+    follow it, so the best epoch is still kept and tested, as in the run left alone."""
+    whole = whole_runs(MLP)
+    killed, moved = tmp_path / "killed", tmp_path / "elsewhere" / "moved"
+    assert train(shared_mnist, *MLP, *killed_after("epochs=2"), f"hydra.run.dir={killed}").returncode == 143
+    forget_killer(killed / ".hydra" / "overrides.yaml")
+    moved.parent.mkdir()
+    shutil.move(killed, moved)
+    result = train(shared_mnist, f"resume={moved}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "dirpath has changed" not in result.stderr
+    before, after = (json.loads((run / "metrics.json").read_text()) for run in (whole, moved))
+    assert Path(after["checkpoint"]).parent == moved / "checkpoints"
+    assert Path(after["checkpoint"]).name == Path(before["checkpoint"]).name
+    for key in ("best_epoch", "test/acc", "test/loss"):
+        assert after[key] == before[key], key

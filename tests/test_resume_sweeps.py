@@ -1,6 +1,8 @@
 """Resuming sweeps and Optuna searches (``resume=true``), and what a resumed run refuses (``resume=<run_dir>``)."""
 
 import json
+import shutil
+from pathlib import Path
 
 from cli import forget_killer, killed_after, train
 
@@ -54,3 +56,39 @@ def test_an_interrupted_optuna_search_resumed_runs_only_the_missing_trials(share
     assert states.count("COMPLETE") == 3 and states.count("FAIL") == 1  # the interrupted trial, asked again
     reports = [json.loads(p.read_text()) for p in sweep.glob("*/metrics.json")]
     assert len(reports) == 3 and "interrupted" not in [r["status"] for r in reports]  # it resumed in its directory
+
+
+def test_a_refused_resume_leaves_the_run_as_it_was(shared_mnist, tmp_path):
+    """A bad value or a bad last.ckpt stops a resume with one line, before anything is built: the run's report,
+    records and saved command line stay as they were, and the run resumes with a good command."""
+    base = tmp_path / "base"
+    assert train(shared_mnist, "trainer.max_epochs=2", "logger=many", f"hydra.run.dir={base}").returncode == 0
+    other = tmp_path / "other"
+    cnn = ["model=cnn", "model.channels=[4]", "model.fc_sizes=[]", "trainer.max_epochs=1"]
+    assert train(shared_mnist, *cnn, f"hydra.run.dir={other}").returncode == 0
+
+    def state(run: Path) -> dict[str, bytes]:
+        files = [run / "metrics.json", run / "metrics.csv", *run.glob("events.*"), *(run / ".hydra").glob("*")]
+        return {file.name: file.read_bytes() for file in files}
+
+    cases = {
+        "fewer_epochs": (None, ["trainer.max_epochs=1"], "trainer.max_epochs=1 is out of range for resume: the run's"),
+        "zero_epochs": (None, ["trainer.max_epochs=0"], "trainer.max_epochs=0 is out of range"),
+        "truncated": (b"PK\x03\x04", [], "last.ckpt: not a checkpoint that can be loaded safely"),
+        "another_network": (other / "checkpoints" / "last.ckpt", [], "last.ckpt does not fit the model of its config"),
+    }
+    for name, (checkpoint, args, message) in cases.items():
+        run = Path(shutil.copytree(base, tmp_path / name))
+        last = run / "checkpoints" / "last.ckpt"
+        if isinstance(checkpoint, bytes):
+            last.write_bytes(checkpoint)
+        elif checkpoint is not None:
+            shutil.copy(checkpoint, last)
+        before = state(run)
+        result = train(shared_mnist, f"resume={run}", *args)
+        assert result.returncode == 1 and message in result.stderr, (name, result.stderr[-2000:])
+        assert "Traceback" not in result.stderr, name
+        assert state(run) == before, name
+    resumed = tmp_path / "fewer_epochs"
+    assert train(shared_mnist, f"resume={resumed}", "trainer.max_epochs=3").returncode == 0
+    assert json.loads((resumed / "metrics.json").read_text())["epochs"] == 3

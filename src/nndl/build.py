@@ -22,7 +22,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
-from nndl.callbacks import EpochProgressBar
+from nndl.callbacks import EpochProgressBar, MovedRunDirectory
 from nndl.data import MNISTDataModule
 from nndl.errors import ConfigError, NNDLError
 from nndl.interrupt import StopOnSignal
@@ -68,7 +68,7 @@ def build_run(cfg: DictConfig, resumed_at: int | None = None) -> Run:
     # A resumed run's records drop what the interrupted one logged after its checkpoint: no step twice.
     logger = build(cfg.logger, **(resume_settings(cfg.logger, resumed_at) if resumed_at is not None else {}))
     # callbacks.<name>=null turns one off, as in lightning-hydra-template
-    callbacks = [build(c) for c in cfg.callbacks.values() if c is not None] + [StopOnSignal()]
+    callbacks = [build(c) for c in cfg.callbacks.values() if c is not None] + [StopOnSignal(), MovedRunDirectory()]
     progress_bar = cfg.trainer.enable_progress_bar
     if sys.stderr.isatty() if progress_bar is None else progress_bar:
         callbacks.append(EpochProgressBar())  # "Epoch 2 of 0–29"

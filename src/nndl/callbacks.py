@@ -1,6 +1,7 @@
 """Lightning callbacks of the lab's own (the rest come from ``lightning.pytorch.callbacks``)."""
 
 import time
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -139,3 +140,31 @@ class EpochProgressBar(TQDMProgressBar):
         super().on_train_epoch_start(trainer, *args)
         if trainer.max_epochs and trainer.max_epochs > 0:
             self.train_progress_bar.set_description(f"Epoch {trainer.current_epoch} of 0–{trainer.max_epochs - 1}")
+
+
+class MovedRunDirectory(L.Callback):
+    """A run resumed in another directory than the one it trained in (moved, copied, handed over): the
+    checkpoint callbacks' saved paths follow it. Lightning keeps only the old ``best_model_path`` when a
+    ``ModelCheckpoint``'s directory changed, forgetting the best score and the files it kept, so that a later
+    epoch would replace the best and the wrong checkpoint be tested. Added to every run by ``nndl.build``."""
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        states = checkpoint.get("callbacks") or {}
+        for callback in trainer.checkpoint_callbacks:
+            state, here = states.get(callback.state_key), getattr(callback, "dirpath", None)
+            there = state.get("dirpath") if isinstance(state, dict) else None
+            if not isinstance(there, str) or here is None or Path(there) == Path(here):
+                continue
+
+            def moved(path: object, there: str = there, here: str = here) -> object:
+                """A file the callback kept in its old directory, in its new one."""
+                return (
+                    str(Path(here) / Path(path).name)
+                    if isinstance(path, str) and Path(path).parent == Path(there)
+                    else path
+                )
+
+            state["dirpath"] = here
+            for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+                state[key] = moved(state.get(key))
+            state["best_k_models"] = {moved(path): score for path, score in (state.get("best_k_models") or {}).items()}

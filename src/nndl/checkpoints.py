@@ -117,7 +117,9 @@ def _why(err: Exception) -> str:
     return "not a file that torch.save wrote"
 
 
-def load_model(ckpt_path: str | os.PathLike, run_cfg: DictConfig) -> Network:
+def load_model(
+    ckpt_path: str | os.PathLike, run_cfg: DictConfig, hint: str = "is config_path the config of the run that wrote it?"
+) -> Network:
     """The run's network, rebuilt from ``run_cfg`` with the weights of ``ckpt_path``, in evaluation mode.
 
     ``CheckpointError`` when the checkpoint does not fit the config: other layers or shapes, or (a Lightning
@@ -140,8 +142,7 @@ def load_model(ckpt_path: str | os.PathLike, run_cfg: DictConfig) -> Network:
             mismatch = " ".join(str(err).split())[:300]
     if mismatch:
         raise CheckpointError(
-            f"{ckpt_path} does not fit the model of its config ({model.architecture}): {mismatch}; "
-            "is config_path the config of the run that wrote it?"
+            f"{ckpt_path} does not fit the model of its config ({model.architecture}): {mismatch}; {hint}"
         )
     return model.eval()
 

@@ -26,7 +26,7 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
-from nndl.errors import ConfigError
+from nndl.errors import CheckpointError, ConfigError
 
 RESUME_KEYS = ("trainer.max_epochs", "data.data_dir", "threads", "trainer.enable_progress_bar")  # may be given
 OVERRIDES = Path(".hydra") / "overrides.yaml"
@@ -34,6 +34,7 @@ LAST = Path("checkpoints") / "last.ckpt"
 FINISHED = ("ok", "diverged")
 # An override of the run's own command line: a key of conf/ (or + / ~ of one) and a plain value.
 SAFE_OVERRIDE = re.compile(r"^[+~]{0,2}[A-Za-z0-9_@/.\-]+=")
+BEFORE: dict[Path, bytes] = {}  # a resumed run's .hydra files as they were, before Hydra writes them again
 
 
 def resume_args(args: list[str]) -> list[str]:
@@ -49,6 +50,7 @@ def resume_args(args: list[str]) -> list[str]:
         return args
     run_dir = Path(value).resolve()
     saved = run_overrides(run_dir, [arg for arg in args if not arg.startswith(("resume=", "-"))])
+    BEFORE.update({file: file.read_bytes() for file in (run_dir / ".hydra").glob("*.yaml")})
     launched = [arg for arg in args if _launched_again(arg, run_dir)]  # kept, but hydra.run.dir: given below
     extra = [arg for arg in args if not arg.startswith(("resume=", "-")) and arg not in launched]
     flags = [arg for arg in args if arg.startswith("-")]
@@ -63,6 +65,13 @@ def resume_args(args: list[str]) -> list[str]:
     kept = [arg for arg in saved if arg.split("=", 1)[0].lstrip("+~") not in replaced]
     launched = [arg for arg in launched if not arg.startswith("hydra.run.dir=")]
     return [*flags, *kept, *extra, f"resume={_quoted(run_dir)}", f"hydra.run.dir={_quoted(run_dir)}", *launched]
+
+
+def restore_run_files() -> None:
+    """Put back the ``.hydra`` files of a run that a resume refused (a bad value or file) overwrote: the run's
+    directory is as it was, resumable with the same command as before."""
+    for file, text in BEFORE.items():
+        file.write_bytes(text)
 
 
 def _launched_again(arg: str, run_dir: Path) -> bool:
@@ -176,17 +185,35 @@ def resume_from(cfg: Any, run_dir: Path) -> Path | None:
     resume = True if resume == "auto" else resume
     if resume is not True and Path(str(resume)).resolve() != run_dir.resolve():
         raise ConfigError(f"resume={resume}: a run resumes in its own directory, not in {run_dir}")
-    status, _ = job_state(run_dir)
-    if status == "failed" or not (run_dir / LAST).is_file():
-        if resume is not True:
+    if resume is not True:  # resume=<run_dir>: its last.ckpt, whatever its latest attempt ended with
+        if not (run_dir / LAST).is_file():
             raise ConfigError(f"resume={resume}: no {LAST} there to resume from")
+        return run_dir / LAST
+    status, _ = job_state(run_dir)
+    if status == "failed" or not (run_dir / LAST).is_file():  # a sweep's job: a failed one runs again
         set_aside(run_dir)
         return None
     return run_dir / LAST
 
 
-def checkpoint_step(ckpt: Path) -> int:
-    """The update count a checkpoint was saved at (read safely), from which TensorBoard hides older events."""
+def check_resumable(cfg: Any, ckpt: Path) -> int:
+    """Check, before anything of the run is built, read or written again, that ``ckpt`` is a checkpoint of this
+    run's network (read safely, ``nndl.checkpoints.load_model``) and that ``trainer.max_epochs`` reaches past it;
+    return the update count it was saved at, from which the records go on (``nndl.loggers.resume_settings``)."""
     import torch
 
-    return int(torch.load(ckpt, map_location="cpu", weights_only=True).get("global_step", 0))
+    from nndl.checkpoints import load_model
+
+    # a file torch cannot load safely, or another network's: CheckpointError naming it
+    load_model(ckpt, cfg, hint="it is not a checkpoint of this run, whose command line builds that model")
+    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
+    epoch, step = checkpoint.get("epoch"), checkpoint.get("global_step")
+    if not isinstance(epoch, int) or not isinstance(step, int) or "loops" not in checkpoint:
+        raise CheckpointError(f"{ckpt}: not the checkpoint of a training run (no epoch, global_step or loops)")
+    max_epochs = cfg.trainer.get("max_epochs")
+    if isinstance(max_epochs, int) and max_epochs != -1 and max_epochs < epoch + 1:
+        raise ConfigError(
+            f"trainer.max_epochs={max_epochs} is out of range for resume: the run's {LAST} is of epoch {epoch} "
+            f"(counted from 0); it must be at least {epoch + 1}, more to train longer"
+        )
+    return step

@@ -21,7 +21,7 @@ from nndl.errors import ConfigError, NNDLError
 from nndl.interrupt import Interrupted, interruptible
 from nndl.outcome import worst_value
 from nndl.report import report_diverged, report_interrupted, report_ok, show_config, write_metrics
-from nndl.resume import FINISHED, checkpoint_step, job_state, resume_from
+from nndl.resume import FINISHED, check_resumable, job_state, restore_run_files, resume_from
 from nndl.summary import SweepSummary
 from nndl.validate import check_config
 
@@ -57,10 +57,15 @@ def main(cfg: DictConfig) -> float:
         sys.exit(err.exit_status)
     except Exception as err:
         error = str(err) if isinstance(err, NNDLError) else f"{type(err).__name__}: {err}"
+        # A run resumed with a bad value or file keeps the report of how it ended before: still resumable.
+        kept = not multirun and cfg.get("resume") and isinstance(err, NNDLError) and job_state(run_dir)[1]
         if rank_zero_only.rank == 0:
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "traceback.txt").write_text(traceback.format_exc())
-            write_metrics(run_dir, {"status": "failed", "error": error})
+            if kept:
+                restore_run_files()
+            else:
+                write_metrics(run_dir, {"status": "failed", "error": error})
         if not multirun:
             if isinstance(err, NNDLError):
                 print(f"error: {err}", file=sys.stderr)
@@ -90,7 +95,7 @@ def train(cfg: DictConfig) -> float:
     if rank_zero_only.rank == 0:
         show_config(cfg, run_dir)
     ckpt = resume_from(cfg, run_dir)  # resume=...: the last.ckpt to go on from; None: a fresh start
-    run = build_run(cfg, resumed_at=checkpoint_step(ckpt) if ckpt else None)
+    run = build_run(cfg, resumed_at=check_resumable(cfg, ckpt) if ckpt else None)
     datamodule, model, trainer = run.datamodule, run.model, run.trainer
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
