@@ -92,3 +92,17 @@ def test_a_refused_resume_leaves_the_run_as_it_was(shared_mnist, tmp_path):
     resumed = tmp_path / "fewer_epochs"
     assert train(shared_mnist, f"resume={resumed}", "trainer.max_epochs=3").returncode == 0
     assert json.loads((resumed / "metrics.json").read_text())["epochs"] == 3
+
+
+def test_resume_auto_refuses_another_experiments_run(shared_mnist, tmp_path):
+    """resume=auto (a requeued job) continues the run in its directory only if it is the same experiment."""
+    run, sweep = tmp_path / "run", tmp_path / "sweep"
+    assert train(shared_mnist, "trainer.max_epochs=1", f"hydra.run.dir={run}").returncode == 0
+    before = (run / "metrics.json").read_bytes()
+    result = train(shared_mnist, "trainer.max_epochs=1", "optimizer.lr=0.1", "resume=auto", f"hydra.run.dir={run}")
+    assert result.returncode == 1 and f"hydra.run.dir={run} holds the run of" in result.stderr
+    assert (run / "metrics.json").read_bytes() == before
+    args = ["-m", "optimizer.lr=0.5,1.0", "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}"]
+    assert train(shared_mnist, *args).returncode == 0
+    result = train(shared_mnist, *args[:2], "trainer.max_epochs=2", args[3], "resume=auto")
+    assert result.returncode == 1 and f"hydra.sweep.dir={sweep} holds the sweep of" in result.stderr

@@ -53,6 +53,8 @@ class FreshRunDirectory(Callback):
         found = None if config.get("resume") else holds_run(run_dir)  # resume=<run_dir>: its own directory
         if found:
             _stop(f"hydra.run.dir={run_dir} already holds a run ({found}): a new run needs a directory of its own")
+        if config.get("resume") in (True, "auto"):  # the run there must be this one (resume=<run_dir> is, by make)
+            same_run(run_dir, list(config.hydra.overrides.task))
         check_writable(run_dir, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -61,6 +63,8 @@ class FreshRunDirectory(Callback):
             same_sweep(sweep_dir, list(config.hydra.overrides.task))
             return
         if config.get("resume") == "auto":  # each job goes on from what its directory holds, if anything
+            if (sweep_dir / "multirun.yaml").is_file():  # submitted before: the same sweep only
+                same_sweep(sweep_dir, list(config.hydra.overrides.task))
             check_writable(sweep_dir, "hydra.sweep.dir")
             return
         found = holds_run(sweep_dir) or next(
@@ -89,6 +93,27 @@ def same_sweep(sweep_dir: Path, overrides: list[str]) -> None:
         _stop(
             f"hydra.sweep.dir={sweep_dir} holds the sweep of {' '.join(plain(list(before)))}; resume it with the same "
             f"overrides, not {' '.join(plain(overrides))}"
+        )
+
+
+def same_run(run_dir: Path, overrides: list[str]) -> None:
+    """Stop unless the run in ``run_dir`` (if any) was started with the same ``overrides``, but for ``resume=``
+    and the keys a resumed run may change (``nndl.resume.RESUME_KEYS``): ``resume=auto`` must not continue
+    another experiment's checkpoint under this one's name."""
+    from nndl.resume import OVERRIDES, RESUME_KEYS
+
+    saved = run_dir / OVERRIDES
+    if not saved.is_file():
+        return
+    before = OmegaConf.load(saved)
+
+    def plain(items: list[str]) -> list[str]:
+        return sorted(o for o in items if o.split("=", 1)[0].lstrip("+~") not in ("resume", *RESUME_KEYS))
+
+    if plain(list(before)) != plain(overrides):
+        _stop(
+            f"hydra.run.dir={run_dir} holds the run of {' '.join(plain(list(before))) or 'the defaults'}; resume it "
+            f"with the same overrides (or resume={run_dir}), not {' '.join(plain(overrides)) or 'the defaults'}"
         )
 
 
