@@ -104,3 +104,18 @@ def test_a_run_that_fails_late_is_recorded(shared_mnist, tmp_path):
     assert result.returncode == 1 and result.stderr.startswith("error: ")
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["status"] == "failed" and metrics["error"] == result.stderr.strip().removeprefix("error: ")
+
+
+def test_a_run_still_going_is_not_resumed_beside_itself(shared_mnist, tmp_path):
+    run = tmp_path / "run"
+    process = start_train(shared_mnist, "trainer.max_epochs=1000", f"hydra.run.dir={run}")
+    wait_for(run, "checkpoints/last.ckpt", process)
+    overrides = (run / ".hydra" / "overrides.yaml").read_bytes()
+    result = run_script("train", f"resume={run}", data_dir=shared_mnist)
+    assert result.returncode == 1 and f"hydra.run.dir={run} is in use: a run there is still going" in result.stderr
+    assert (run / ".hydra" / "overrides.yaml").read_bytes() == overrides and process.poll() is None
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == 143
+    epochs = json.loads((run / "metrics.json").read_text())["epochs"]
+    result = run_script("train", f"resume={run}", f"trainer.max_epochs={epochs + 1}", data_dir=shared_mnist)
+    assert result.returncode == 0, result.stderr[-2000:]  # the lock went with the process

@@ -14,6 +14,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -56,6 +61,7 @@ class FreshRunDirectory(Callback):
         if config.get("resume") in (True, "auto"):  # the run there must be this one (resume=<run_dir> is, by make)
             same_run(run_dir, list(config.hydra.overrides.task))
         check_writable(run_dir, "hydra.run.dir")
+        lock(run_dir)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -75,6 +81,26 @@ class FreshRunDirectory(Callback):
                 f"hydra.sweep.dir={sweep_dir} already holds a sweep ({found}): a new sweep needs a directory of its own"
             )
         check_writable(sweep_dir, "hydra.sweep.dir")
+
+
+LOCK = ".lock"
+_held: list[int] = []  # the open lock files of this process's runs, released when it ends, however it ends
+
+
+def lock(run_dir: Path) -> None:
+    """Hold ``<run_dir>/.lock`` for as long as this process lives, or stop if another live process holds it: a
+    run resumed while it still trains would write into the same files. The operating system releases the lock
+    when the process ends, killed or not, so none is ever left behind."""
+    if fcntl is None:  # not a POSIX system: no locking
+        return
+    fd = os.open(run_dir / LOCK, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        _stop(f"hydra.run.dir={run_dir} is in use: a run there is still going (its process holds {LOCK}); wait "
+              "for it to end or stop it, then resume")  # fmt: skip
+    _held.append(fd)
 
 
 def same_sweep(sweep_dir: Path, overrides: list[str]) -> None:
