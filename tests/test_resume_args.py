@@ -63,3 +63,28 @@ def test_a_saved_place_to_write_is_taken_when_the_command_line_gives_it_again(tm
     with pytest.raises(ConfigError, match=r"give it on the command line again: paths\.log_dir=/srv/mlflow"):
         resume_args([f"resume={run}"])
     assert "paths.log_dir=/srv/mlflow" in resume_args([f"resume={run}", "paths.log_dir=/srv/mlflow"])
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        (None, "unfinished"),
+        ('{"status": "interrupted", "epochs": 2}', "interrupted"),
+        ('{"best_epoch": 3}', "ok"),  # a report from before the status field
+        ('{"status": "ok"', "unreadable"),  # cut short
+        ("[1, 2]", "unreadable"),
+        ('{"status": 3}', "unreadable"),
+        ("\xff\xfe", "unreadable"),
+    ],
+)
+def test_a_runs_report_is_read_whatever_it_holds(tmp_path, text, status):
+    from nndl.resume import job_state, read_report
+
+    (tmp_path / ".hydra").mkdir()
+    if text is not None:
+        (tmp_path / "metrics.json").write_bytes(text.encode("latin-1"))
+    report = read_report(tmp_path)
+    assert report["status"] == status
+    if status == "unreadable":
+        assert str(tmp_path / "metrics.json") in report["reason"]
+    assert job_state(tmp_path)[0] == status

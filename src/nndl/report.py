@@ -3,6 +3,7 @@ the lines on the console, for every way a run ends (``ok``, ``diverged``, ``inte
 
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -153,7 +154,10 @@ def train_time(trainer: L.Trainer) -> float | None:
 
 
 def write_metrics(run_dir: Path, report: dict[str, Any]) -> None:
-    (run_dir / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    # written whole or not at all: a kill in the middle leaves the previous report, never half of one
+    partial = run_dir / f".metrics.json.{os.getpid()}"
+    partial.write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(partial, run_dir / "metrics.json")
 
 
 def run_hparams(cfg: DictConfig, model: Network, datamodule: L.LightningDataModule) -> dict[str, Any]:

@@ -157,14 +157,30 @@ def _quoted(path: Path) -> str:
     return "'" + str(path).replace("'", "\\'") + "'"
 
 
-def job_state(job_dir: Path) -> tuple[str, dict[str, Any]]:
-    """How a sweep job's directory says it ended: its ``metrics.json`` status (``unfinished`` without one,
-    ``new`` when there is no such directory) and that report."""
-    metrics = job_dir / "metrics.json"
-    if metrics.is_file():
+def read_report(run_dir: Path) -> dict[str, Any]:
+    """The run's ``metrics.json``: ``{"status": "unfinished"}`` without one (still going, or killed before it
+    could report), ``{"status": "unreadable", "reason": ...}`` for one that is not a JSON report; a report from
+    before the status field is ``ok``."""
+    metrics = run_dir / "metrics.json"
+    if not metrics.is_file():
+        return {"status": "unfinished"}
+    try:
         report = json.loads(metrics.read_text())
-        return report.get("status", "ok"), report
-    return ("unfinished", {}) if (job_dir / ".hydra").is_dir() else ("new", {})
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        return {"status": "unreadable", "reason": f"{metrics} is not a JSON report ({type(err).__name__}: {err})"}
+    if not isinstance(report, dict) or not isinstance(report.get("status", "ok"), str):
+        return {"status": "unreadable", "reason": f"{metrics} is not a JSON report of a run (keys and values)"}
+    return {"status": "ok", **report}
+
+
+def job_state(job_dir: Path) -> tuple[str, dict[str, Any]]:
+    """How a sweep job's directory says it ended: its ``metrics.json`` status (``read_report``; ``new`` when
+    there is no such directory or it holds no run) and that report. An unreadable report is resumed from the
+    job's ``last.ckpt`` as an unfinished one is."""
+    if not (job_dir / "metrics.json").is_file() and not (job_dir / ".hydra").is_dir():
+        return "new", {}
+    report = read_report(job_dir)
+    return report["status"], (report if (job_dir / "metrics.json").is_file() else {})
 
 
 def set_aside(job_dir: Path) -> None:

@@ -9,13 +9,14 @@ to its report: it holds the training time), tags, and a note (the error of a fai
 not learn). ``planned_jobs`` lists the jobs a sweep planned, so that those that never started are listed too.
 """
 
-import json
 import logging
 import sys
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+
+from nndl.resume import read_report
 
 
 def columns(monitor: str = "val/acc") -> list[str]:
@@ -83,8 +84,7 @@ def summarize_run(run: Path, monitor: str | None = None) -> tuple[dict[str, Any]
     cfg = _run_config(run)
     overrides_file = run / ".hydra" / "overrides.yaml"
     overrides = " ".join(OmegaConf.load(overrides_file)) if overrides_file.is_file() else ""
-    metrics_file = run / "metrics.json"
-    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {"status": "unfinished"}
+    metrics = read_report(run)
     pick = min if mode == "min" else max
     best = pick(curve, key=curve.__getitem__, default=None)
     train_time = metrics.get("train_time_s")
@@ -93,7 +93,7 @@ def summarize_run(run: Path, monitor: str | None = None) -> tuple[dict[str, Any]
     row = {
         "run": run.name,
         "overrides": overrides,
-        "status": metrics.get("status", "ok"),  # metrics.json of runs from before the status field
+        "status": metrics["status"],
         f"best_val_{metric}": f"{curve[best]:.4f}" if best is not None else "",
         "best_epoch": best if best is not None else "",
         f"test_{metric}": f"{test[-1]:.4f}" if test else "",
