@@ -1,5 +1,6 @@
 """Every run owns its directory and says how it ended: interrupted, failed or ok, even when killed."""
 
+import csv
 import json
 import os
 import signal
@@ -119,3 +120,23 @@ def test_a_run_still_going_is_not_resumed_beside_itself(shared_mnist, tmp_path):
     epochs = json.loads((run / "metrics.json").read_text())["epochs"]
     result = run_script("train", f"resume={run}", f"trainer.max_epochs={epochs + 1}", data_dir=shared_mnist)
     assert result.returncode == 0, result.stderr[-2000:]  # the lock went with the process
+
+
+def test_a_run_killed_without_a_word_is_told_from_one_still_going(shared_mnist, tmp_path):
+    """No metrics.json: the summary says running while the run's process holds its lock, killed once it is gone
+    (SIGKILL leaves it no chance to report)."""
+    root = tmp_path / "runs"
+    process = start_train(shared_mnist, "trainer.max_epochs=1000", f"hydra.run.dir={root / 'run'}")
+    wait_for(root / "run", "checkpoints/last.ckpt", process)
+
+    def status() -> str:
+        result = run_script("summarize", str(root))
+        assert result.returncode == 0, result.stderr
+        with (root / "summary.csv").open(newline="") as file:
+            (row,) = csv.DictReader(file)
+        return row["status"]
+
+    assert status() == "running"
+    process.kill()
+    process.wait(timeout=60)
+    assert status() == "killed"

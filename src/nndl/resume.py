@@ -158,12 +158,18 @@ def _quoted(path: Path) -> str:
 
 
 def read_report(run_dir: Path) -> dict[str, Any]:
-    """The run's ``metrics.json``: ``{"status": "unfinished"}`` without one (still going, or killed before it
-    could report), ``{"status": "unreadable", "reason": ...}`` for one that is not a JSON report; a report from
+    """The run's ``metrics.json``; without one, ``running`` while a process holds the run's lock, ``killed`` when
+    none does (the process ended without reporting: SIGKILL, out of memory), ``unfinished`` when the run holds
+    no lock to tell; ``{"status": "unreadable", "reason": ...}`` for one that is not a JSON report. A report from
     before the status field is ``ok``."""
     metrics = run_dir / "metrics.json"
     if not metrics.is_file():
-        return {"status": "unfinished"}
+        from nndl.rundir import running
+
+        going = running(run_dir)
+        if going is False:  # its process is gone without a word
+            return {"status": "killed", "reason": "ended without a report: killed (SIGKILL, out of memory) or lost"}
+        return {"status": "running" if going else "unfinished"}
     try:
         report = json.loads(metrics.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as err:

@@ -20,6 +20,7 @@ except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 # What a run leaves in its directory (conf/hydra, conf/callbacks, conf/logger, nndl.train, nndl.summary).
@@ -63,6 +64,15 @@ class FreshRunDirectory(Callback):
         check_writable(run_dir, "hydra.run.dir")
         lock(run_dir)
 
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """A sweep's job holds its directory's lock while it runs (a single run holds it from ``on_run_start``)."""
+        if config.hydra.mode == RunMode.MULTIRUN and os.environ.get("LOCAL_RANK", "0") == "0":
+            lock(Path(config.hydra.runtime.output_dir))
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        if config.hydra.mode == RunMode.MULTIRUN:
+            unlock(Path(config.hydra.runtime.output_dir))
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         if config.get("resume") is True:
@@ -84,7 +94,7 @@ class FreshRunDirectory(Callback):
 
 
 LOCK = ".lock"
-_held: list[int] = []  # the open lock files of this process's runs, released when it ends, however it ends
+_held: dict[Path, int] = {}  # the open lock files of this process's runs, released when it ends, however it ends
 
 
 def lock(run_dir: Path) -> None:
@@ -100,7 +110,34 @@ def lock(run_dir: Path) -> None:
         os.close(fd)
         _stop(f"hydra.run.dir={run_dir} is in use: a run there is still going (its process holds {LOCK}); wait "
               "for it to end or stop it, then resume")  # fmt: skip
-    _held.append(fd)
+    _held[run_dir] = fd
+
+
+def unlock(run_dir: Path) -> None:
+    """Let go of ``run_dir``'s lock (a sweep's job that ended: the sweep's process goes on with the next)."""
+    fd = _held.pop(run_dir, None)
+    if fd is not None:
+        os.close(fd)
+
+
+def running(run_dir: Path) -> bool | None:
+    """Whether a live process holds ``run_dir``'s lock: ``None`` when the run holds none (a run from before the
+    lock, or a system without ``fcntl``), so that it cannot be told."""
+    if fcntl is None or not (run_dir / LOCK).is_file():
+        return None
+    if run_dir in _held:
+        return True
+    try:
+        fd = os.open(run_dir / LOCK, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # taken and given back at once: nobody holds it
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
 
 
 def same_sweep(sweep_dir: Path, overrides: list[str]) -> None:

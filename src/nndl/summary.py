@@ -21,8 +21,8 @@ from nndl.run_names import job_name, swept_keys
 from nndl.summary_plot import plot
 from nndl.summary_rows import COLUMNS, columns, job_order, monitor_of, planned_jobs, run_dirs, summarize_run
 
-STATUS_ORDER = {"ok": 0, "no_learning": 1, "diverged": 2, "interrupted": 3, "unfinished": 4, "unreadable": 5,
-                "failed": 6, "not started": 7}  # fmt: skip
+STATUS_ORDER = {"ok": 0, "no_learning": 1, "diverged": 2, "running": 3, "interrupted": 4, "killed": 5,
+                "unfinished": 6, "unreadable": 7, "failed": 8, "not started": 9}  # fmt: skip
 
 
 def write_summary(root: Path) -> list[dict[str, Any]]:
