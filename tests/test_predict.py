@@ -125,6 +125,15 @@ def test_predict_a_single_file(checkpoint, inputs, tmp_path):
     assert len(result.stdout.strip().splitlines()) == 2 and not (tmp_path / "predictions.csv").exists()
 
 
+def test_csv_takes_a_boolean(checkpoint, inputs, tmp_path):
+    image = inputs / "b_photo_of_a_6.jpg"
+    result = run_script(
+        "predict", f"ckpt_path={checkpoint}", f"inputs={image}", "csv=maybe", f"hydra.run.dir={tmp_path}"
+    )
+    assert result.returncode == 1 and result.stderr.strip() == "error: csv='maybe' is not allowed: choose true or false"
+    assert not (tmp_path / "predictions.csv").exists()
+
+
 def test_inputs_that_do_not_exist_are_named(checkpoint, tmp_path):
     missing = tmp_path / "no_such_folder"
     result = run_script("predict", f"ckpt_path={checkpoint}", f"inputs={missing}", f"hydra.run.dir={tmp_path}")

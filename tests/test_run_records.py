@@ -86,6 +86,12 @@ def test_a_directory_that_holds_a_run_is_refused_and_left_as_it_was(shared_mnist
     result = run_script("train", "-m", "seed=1,2", f"hydra.sweep.dir={tmp_path / 'sweep'}", data_dir=shared_mnist)
     assert result.returncode == 1 and "already holds a sweep (0_x/.hydra)" in result.stderr
 
+    checkpoints = tmp_path / "checkpoints"  # a run's checkpoints/ given as a directory of its own
+    checkpoints.mkdir()
+    (checkpoints / "last.ckpt").write_bytes(b"")
+    result = run_script("train", "trainer.max_epochs=1", f"hydra.run.dir={checkpoints}", data_dir=shared_mnist)
+    assert result.returncode == 1 and "already holds a run (last.ckpt)" in result.stderr
+
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
 def test_a_read_only_place_names_the_key_that_moves_it(shared_mnist, tmp_path):

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from nndl.config import compose
 from nndl.errors import ConfigError
-from nndl.validate import RULES, AnyOf, Bool, Kind, ListOf, Num, OneOf, Rule, check_config
+from nndl.validate import RULES, AnyOf, Bool, Kind, ListOf, Names, Num, OneOf, Rule, check_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -107,6 +107,8 @@ BAD = [
     (["+trainer.gradient_clip_val=-1"], "trainer.gradient_clip_val", "=-1 is out of range"),
     (["+trainer.accumulate_grad_batches=2"], "trainer.accumulate_grad_batches", "=2 is not allowed: every"),
     (["+trainer.accumulate_grad_batches=0"], "trainer.accumulate_grad_batches", "=0 is out of range"),
+    (["tags=notalist"], "tags", "=notalist: not a list; it must be a list of names"),
+    (["tags=[a,{b: 1}]"], "tags", "=[a,{'b': 1}] is not allowed: it must be a list of names"),
     (["+logger.foo=1"], "logger.foo", "=1 is not a setting of lightning.pytorch.loggers.TensorBoardLogger"),
     (["logger=many", "+logger.tensorboard.flush_sec=5"], "logger.tensorboard.flush_sec", "=5 is not a setting"),
 ]
@@ -121,7 +123,11 @@ GOOD = [
     ["monitor=val/loss", "monitor_mode=min"],  # the checkpoint follows: ${monitor}, ${monitor_mode}
     ["+trainer.gradient_clip_val=0", "+trainer.accumulate_grad_batches=1"],  # Lightning's "off"
     ["model=cnn", "optimizer=sgd", "optimizer.lr=0.1", "data.batch_size=10", "activation@model.conv_activation=tanh"],
-    ["+logger.flush_secs=10", "+logger.log_graph=true"],  # SummaryWriter's and the logger's own
+    [
+        "+logger.flush_secs=10",
+        "+logger.log_graph=true",
+        "tags=[baseline,ch3,v1.2,2026]",
+    ],  # SummaryWriter's and the logger's own
     ["logger=many", "+logger.tensorboard.max_queue=100", "+logger.csv.flush_logs_every_n_steps=10"],
 ]
 
@@ -198,6 +204,8 @@ def bad_values(kind: Kind) -> list[Any]:
         values += [[kind.first + 1, *good[1:]]] if kind.first is not None else []
         values += [[*good[:-1], kind.last + 1]] if kind.last is not None else []
         return values
+    if isinstance(kind, Names):
+        return ["abc", ["a b"], ["ok", None], [True], [["nested"]], [{"a": 1}]]
     assert isinstance(kind, AnyOf)
     return [v for v in ["nonsense", 0.0, -2, 1e9 + 0.5, [-1]] if all(k.problem(v) for k in kind.kinds)]
 
@@ -233,7 +241,6 @@ def test_every_value_of_every_group_has_a_rule(configs: Compose):
     unchecked = {
         "callbacks.model_checkpoint.save_last", "callbacks.model_checkpoint.auto_insert_metric_name",
         "callbacks.last_checkpoint.enable_version_counter", "callbacks.periodic_checkpoint.enable_version_counter",
-        "tags",  # free labels
     }  # fmt: skip
     unchecked_groups = ("logger.", "paths.")  # where nothing is a number: TensorBoard's options, directories
     ruled = {rule.key for rule in RULES}

@@ -48,6 +48,8 @@ def predict(cfg: DictConfig) -> list[Prediction]:
     nothing is left to predict: with the one problem's own message when ``inputs`` names a single file or folder
     that does not exist or holds no files, else after the warnings, as "no readable image".
     """
+    if not isinstance(cfg.get("csv", False), bool):
+        raise ConfigError(f"csv={cfg.csv!r} is not allowed: choose true or false")
     ckpt, _, run_cfg = run_config(cfg)
     from nndl.data.images import image_files, model_inputs, read_image
     from nndl.models import Classifier

@@ -34,8 +34,8 @@ def holds_run(path: Path) -> str | None:
     for name in RUN_FILES:
         if (path / name).exists():
             return name
-    events = next(path.glob("events.out.tfevents.*"), None)
-    return events.name if events else None
+    found = next(path.glob("events.out.tfevents.*"), None) or next(path.glob("*.ckpt"), None)  # a checkpoints/
+    return found.name if found else None
 
 
 def check_writable(path: Path, key: str) -> None:

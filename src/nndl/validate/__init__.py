@@ -20,13 +20,13 @@ from nndl.errors import ConfigError
 from nndl.mnist_shape import IMAGE_SIZE, NUM_CLASSES
 from nndl.validate.checks import CHECKS, check_model_fits_data
 from nndl.validate.constants import BACKPROPS, FUNCTIONS, INITS, MNIST_TRAIN_IMAGES, PRECISIONS
-from nndl.validate.kinds import AnyOf, Bool, Kind, ListOf, Num, OneOf, show
+from nndl.validate.kinds import AnyOf, Bool, Kind, ListOf, Names, Num, OneOf, show
 from nndl.validate.lookup import ABSENT, lookup
 from nndl.validate.rules import RULES, Rule
 
 __all__ = [
     "BACKPROPS", "CHECKS", "FUNCTIONS", "IMAGE_SIZE", "INITS", "MNIST_TRAIN_IMAGES", "NUM_CLASSES", "PRECISIONS",
-    "RULES", "AnyOf", "Bool", "Kind", "ListOf", "Num", "OneOf", "Rule", "check_config",
+    "RULES", "AnyOf", "Bool", "Kind", "ListOf", "Names", "Num", "OneOf", "Rule", "check_config",
 ]  # fmt: skip
 
 

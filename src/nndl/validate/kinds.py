@@ -4,12 +4,14 @@ A kind's ``allowed`` ends every message about its key: ``<key>=<value> is out of
 """
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 # How a value is refused; the message goes on with <allowed>.
 OUT_OF_RANGE = " is out of range: it must be "
 NOT_ALLOWED = " is not allowed: it must be "
+NAME = re.compile(r"[\w.:-]+")
 NOT_A_CHOICE = " is not allowed: choose "  # as the models word it: model.init='zeros' is not allowed: choose one of ...
 
 
@@ -152,6 +154,22 @@ class ListOf:
             or (self.last is not None and value and value[-1] != self.last)
         ):
             return OUT_OF_RANGE
+        return None
+
+
+@dataclass(frozen=True)
+class Names:
+    """A list of names (``tags=[a,b]``): each a word of letters, digits and ``_ - . :``."""
+
+    @property
+    def allowed(self) -> str:
+        return "a list of names, as tags=[baseline,ch3] (letters, digits, _ - . :)"
+
+    def problem(self, value: Any) -> str | None:
+        if not isinstance(value, list):
+            return ": not a list; it must be "
+        if not all(isinstance(x, str | int) and not isinstance(x, bool) and NAME.fullmatch(str(x)) for x in value):
+            return NOT_ALLOWED
         return None
 
 

@@ -21,7 +21,7 @@ from nndl.validate.constants import (
     PRECISIONS,
     SEED_MAX,
 )
-from nndl.validate.kinds import AnyOf, Bool, Kind, ListOf, Num, OneOf
+from nndl.validate.kinds import AnyOf, Bool, Kind, ListOf, Names, Num, OneOf
 from nndl.validate.lookup import data_name, get, model_name
 
 
@@ -63,6 +63,7 @@ RULES: tuple[Rule, ...] = (
     # conf/train.yaml
     Rule("seed", SEED),
     Rule("threads", Num(integer=True, ge=1, null=True, text="an integer ≥ 1 or null (all cores)")),
+    Rule("tags", Names()),
     # the metric the run and its callbacks follow: one the model does not log would stop the run after an epoch
     Rule("monitor", OneOf(("val/acc", "val/loss")), when=_classifier),
     Rule("monitor", OneOf(("val/loss",)), when=_curve),
