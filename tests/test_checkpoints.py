@@ -136,6 +136,16 @@ def test_export_by_default_writes_into_its_run_directory(run_dir, tmp_path):
     assert (out / "model.pt").is_file() and (out / "model.yaml").is_file()
 
 
+def test_export_to_a_place_it_cannot_write_is_named(run_dir, tmp_path):
+    ckpt, afile = run_dir / "checkpoints" / "last.ckpt", tmp_path / "a.png"
+    afile.write_bytes(b"")
+    places = [(afile / "model.pt", f"{afile} is a file, not a folder"), ("/proc/x.pt", "cannot be written")]
+    for n, (output, reason) in enumerate(places):
+        result = run_script("export", f"ckpt_path={ckpt}", f"output={output}", f"hydra.run.dir={tmp_path / str(n)}")
+        line = one_error_line(result)
+        assert line.startswith(f"error: output={output}") and reason in line, line
+
+
 def one_error_line(result) -> str:
     """The single line a script prints on stderr for bad input, after checking it exits 1 without a traceback."""
     assert result.returncode == 1, result.stdout + result.stderr

@@ -40,13 +40,21 @@ def export(cfg: DictConfig) -> Path:
             f"output={output} would replace {' and '.join(existing)}: give another output, or overwrite=true to "
             "replace what is there"
         )
+    folder = next(parent for parent in output.parents if parent.exists())  # the nearest that exists
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        what = "is a file, not a folder" if not folder.is_dir() else "cannot be written"
+        raise ConfigError(f"output={output}: {folder} {what}; give an output in a folder you can write")
     ckpt, config_file, run_cfg = run_config(cfg)
     model = load_model(ckpt, run_cfg)
-    output.parent.mkdir(parents=True, exist_ok=True)
     import torch
 
-    torch.save(model.state_dict(), output)
-    write_model_config(run_cfg, config)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), output)
+        write_model_config(run_cfg, config)
+    except (OSError, RuntimeError) as err:  # torch reports a file it cannot open as a RuntimeError
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else " ".join(str(err).split())[:200]
+        raise ConfigError(f"output={output} cannot be written ({reason})") from err
     print(
         f"Exported the state_dict of {ckpt} ({type(model).__name__} {model.architecture}) to {output}\n"
         f"Its model config (run config {config_file}): {config}"
