@@ -15,6 +15,7 @@ import csv
 import json
 import os
 import platform
+import secrets
 import subprocess
 import sys
 import time
@@ -45,8 +46,7 @@ def run(preset: str, run_dir: Path, overrides: list[str]) -> dict:
         book = OmegaConf.load(config).get("book_accuracy")
         row["book"] = f"{book:.2%}" if book else ""
     if result.returncode != 0:
-        error = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        return {**row, "status": f"failed: {error}"}
+        return {**row, "status": f"failed: {_error(result.stderr)}"}
     metrics = json.loads((run_dir / "metrics.json").read_text())
     if metrics.get("status") == "diverged":
         return {**row, "epochs": metrics["epochs"], "status": f"diverged: {metrics['reason']}"}
@@ -58,6 +58,23 @@ def run(preset: str, run_dir: Path, overrides: list[str]) -> dict:
         "train_time_s": round(metrics["train_time_s"], 1),
         "status": "ok",
     }
+
+
+def _error(stderr: str) -> str:
+    """What went wrong in a failed run, in one line: the lab's own ``error: ...`` line, else the first paragraph
+    of what the script printed (Hydra's "Could not override 'optimizer.lrr'. ..."), its hint about
+    HYDRA_FULL_ERROR left out."""
+    lines = [line.strip() for line in stderr.splitlines() if "HYDRA_FULL_ERROR" not in line]
+    own = [line.removeprefix("error: ") for line in lines if line.startswith("error: ")]
+    if own:
+        return own[-1]
+    first: list[str] = []
+    for line in lines:
+        if not line and first:
+            break
+        if line:
+            first.append(line)
+    return " ".join(first)[:300] or "no output"
 
 
 def write_tables(out: Path, rows: list[dict], header: str) -> None:
@@ -80,9 +97,14 @@ def main() -> None:
     unknown = sorted(set(presets) - set(PRESETS))
     if unknown:
         sys.exit(f"error: unknown preset(s) {', '.join(unknown)}; choose from {', '.join(PRESETS)}")
-    overrides = [*args.overrides, *([f"trainer.max_epochs={args.epochs}"] if args.epochs else [])]
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs {args.epochs} is out of range: it must be an integer ≥ 1")
+    overrides = [*args.overrides, *([f"trainer.max_epochs={args.epochs}"] if args.epochs is not None else [])]
 
-    out = ROOT / "outputs" / "reproduce" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    # where train.py puts its outputs (paths.log_dir=... given among the overrides), one folder per invocation
+    log_dir = next((o.split("=", 1)[1] for o in reversed(overrides) if o.startswith("paths.log_dir=")), None)
+    stamp = f"{datetime.now():%Y-%m-%d_%H-%M-%S}-{secrets.token_hex(2)}"
+    out = Path(log_dir).resolve() / "reproduce" / stamp if log_dir else ROOT / "outputs" / "reproduce" / stamp
     out.mkdir(parents=True)
     header = (
         f"Measured on {machine()}, {datetime.now():%Y-%m-%d}; test accuracy at the best validation epoch. "
@@ -95,6 +117,9 @@ def main() -> None:
         print(rows[-1].get("test_acc") or rows[-1]["status"], flush=True)
         write_tables(out, rows, header)
     print(f"\n{(out / 'results.md').read_text()}\nWritten to {out}/results.md and results.csv")
+    failed = [row["preset"] for row in rows if str(row["status"]).startswith("failed")]
+    if failed:
+        sys.exit(f"error: {len(failed)} of {len(rows)} presets failed: {', '.join(failed)} (see results.md)")
 
 
 if __name__ == "__main__":

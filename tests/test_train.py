@@ -222,3 +222,13 @@ def test_summary_of_a_sweep_and_of_a_single_run(four_run_sweep, tmp_path):
 def test_summary_of_a_directory_without_runs(tmp_path):
     result = summarize(tmp_path)
     assert result.returncode == 1 and "no runs" in result.stderr
+
+
+def test_reproduce_names_what_failed_and_says_so_in_its_exit_status(shared_mnist, tmp_path):
+    bad = run_script("reproduce", "--presets", "ch1_784_30_10", "--epochs", "0", data_dir=shared_mnist)
+    assert bad.returncode == 2 and "--epochs 0 is out of range: it must be an integer ≥ 1" in bad.stderr
+    args = ["--presets", "ch1_784_30_10", "optimizer.lrr=1", f"paths.log_dir={tmp_path}"]
+    result = run_script("reproduce", *args, data_dir=shared_mnist)
+    assert result.returncode == 1 and "error: 1 of 1 presets failed: ch1_784_30_10" in result.stderr
+    (results,) = (tmp_path / "reproduce").glob("*/results.md")  # under the run's own paths.log_dir
+    assert "failed: Could not override 'optimizer.lrr'." in results.read_text()
