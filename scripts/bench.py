@@ -167,7 +167,8 @@ def bench_case(name: str, repeats: int) -> dict:
 def run_child(args: list[str]) -> dict:
     out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=False)
     if out.returncode != 0:
-        sys.exit(f"bench {' '.join(args)} failed:\n{out.stderr[-3000:]}")
+        own = [line for line in out.stderr.splitlines() if line.startswith("error: ")]
+        sys.exit(own[-1] if own else f"bench {' '.join(args)} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -243,6 +244,14 @@ def main() -> None:
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process
     parser.add_argument("--rss", action="store_true", help=argparse.SUPPRESS)  # internal: the case's memory
     args = parser.parse_args()
+    unknown = [name for name in args.cases.split(",") if name not in CASES]
+    if unknown:
+        parser.error(f"--cases: unknown {', '.join(unknown)}; choose from {', '.join(CASES)}")
+    for flag, value, least in (("--repeats", args.repeats, 1), ("--threads", args.threads, 1), ("--ddp", args.ddp, 0)):
+        if value is not None and value < least:
+            parser.error(f"{flag} {value} is out of range: it must be an integer ≥ {least}")
+    if any(seed < 0 for seed in args.speedrun_seeds):
+        parser.error(f"--speedrun-seeds {args.speedrun_seeds}: seeds are integers ≥ 0")
     threads = ["--threads", str(args.threads)] if args.threads else []
     if args.threads:
         import torch
@@ -250,7 +259,12 @@ def main() -> None:
         torch.set_num_threads(args.threads)
         THREADS.append(f"threads={args.threads}")
     if args.case:
-        print(json.dumps(peak_rss(args.case) if args.rss else bench_case(args.case, args.repeats)))
+        from nndl.errors import NNDLError
+
+        try:
+            print(json.dumps(peak_rss(args.case) if args.rss else bench_case(args.case, args.repeats)))
+        except NNDLError as err:  # bad data or config: one line, which the parent passes on
+            sys.exit(f"error: {err}")
         return
 
     import torch

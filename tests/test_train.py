@@ -232,3 +232,16 @@ def test_reproduce_names_what_failed_and_says_so_in_its_exit_status(shared_mnist
     assert result.returncode == 1 and "error: 1 of 1 presets failed: ch1_784_30_10" in result.stderr
     (results,) = (tmp_path / "reproduce").glob("*/results.md")  # under the run's own paths.log_dir
     assert "failed: Could not override 'optimizer.lrr'." in results.read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cases", "mlp_ch1,bogus"], "--cases: unknown bogus; choose from mlp_ch1,"),
+        (["--repeats", "0"], "--repeats 0 is out of range: it must be an integer ≥ 1"),
+        (["--threads", "0"], "--threads 0 is out of range"),
+    ],
+)
+def test_bench_refuses_a_bad_argument_before_it_measures(args, message, tmp_path):
+    result = run_script("bench", *args, data_dir=tmp_path)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
