@@ -37,6 +37,7 @@ def test_an_interrupted_sweep_resumed_ends_with_every_job_once(shared_mnist, tmp
     assert json.loads(next(sweep.glob("0_*/metrics.json")).read_text()) == first  # kept, not run again
     rows = (sweep / "summary.csv").read_text().splitlines()[1:]
     assert len(rows) == 4 and all(",ok," in row for row in rows)
+    assert "resume=" not in (sweep / "summary.md").read_text()
 
 
 def test_an_interrupted_optuna_search_resumed_runs_only_the_missing_trials(shared_mnist, tmp_path):
@@ -54,8 +55,12 @@ def test_an_interrupted_optuna_search_resumed_runs_only_the_missing_trials(share
     study = optuna.load_study(study_name="mlp", storage=f"sqlite:///{sweep}/optuna.db")
     states = [t.state.name for t in study.trials]
     assert states.count("COMPLETE") == 3 and states.count("FAIL") == 1  # the interrupted trial, asked again
+    tried = [tuple(sorted(t.params.items())) for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(set(tried)) == 3, tried  # the new trial is not the first one drawn again
     reports = [json.loads(p.read_text()) for p in sweep.glob("*/metrics.json")]
     assert len(reports) == 3 and "interrupted" not in [r["status"] for r in reports]  # it resumed in its directory
+    other = train(shared_mnist, *args, "optimizer=adam", "resume=true")  # another experiment: not this search
+    assert other.returncode == 1 and f"hydra.sweep.dir={sweep} holds the sweep of" in other.stderr
 
 
 def test_a_refused_resume_leaves_the_run_as_it_was(shared_mnist, tmp_path):

@@ -76,7 +76,8 @@ class FreshRunDirectory(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         if config.get("resume") is True:
-            same_sweep(sweep_dir, list(config.hydra.overrides.task))
+            searched = list((OmegaConf.select(config, "hydra.sweeper.params") or {}).keys())
+            same_sweep(sweep_dir, list(config.hydra.overrides.task), searched)
             return
         if config.get("resume") == "auto":  # each job goes on from what its directory holds, if anything
             if (sweep_dir / "multirun.yaml").is_file():  # submitted before: the same sweep only
@@ -140,14 +141,20 @@ def running(run_dir: Path) -> bool | None:
         os.close(fd)
 
 
-def same_sweep(sweep_dir: Path, overrides: list[str]) -> None:
-    """Stop unless ``sweep_dir`` holds a sweep of the same ``overrides`` (``resume=`` aside) to resume."""
+def same_sweep(sweep_dir: Path, overrides: list[str], searched: list[str] | None = None) -> None:
+    """Stop unless ``sweep_dir`` holds a sweep of the same ``overrides`` (``resume=`` aside) to resume. An Optuna
+    search writes no ``multirun.yaml``: its trials' command lines, less the ``searched`` keys, are compared."""
     saved = sweep_dir / "multirun.yaml"
-    if not saved.is_file():  # an Optuna search writes none: its study (optuna.db) says what it searched
-        if not (sweep_dir / "optuna.db").is_file():
-            _stop(f"hydra.sweep.dir={sweep_dir} holds no sweep to resume (no multirun.yaml, no optuna.db)")
-        return
-    before = OmegaConf.select(OmegaConf.load(saved), "hydra.overrides.task", default=[]) or []
+    if saved.is_file():
+        before = OmegaConf.select(OmegaConf.load(saved), "hydra.overrides.task", default=[]) or []
+    elif (sweep_dir / "optuna.db").is_file():
+        trials = sorted(sweep_dir.glob("*/.hydra/overrides.yaml"))
+        if not trials:  # stopped before its first trial started: the study alone
+            return
+        keys = set(searched or [])
+        before = [o for o in OmegaConf.load(trials[0]) if o.split("=", 1)[0].lstrip("+~") not in keys]
+    else:
+        _stop(f"hydra.sweep.dir={sweep_dir} holds no sweep to resume (no multirun.yaml, no optuna.db)")
 
     def plain(items: list[str]) -> list[str]:
         return sorted(o for o in items if not o.startswith("resume="))

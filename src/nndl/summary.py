@@ -76,7 +76,8 @@ def _shared_overrides(overrides: list[str]) -> list[str]:
     if not overrides:
         return []
     common = set.intersection(*(set(o.split()) for o in overrides))
-    return [item for item in overrides[0].split() if item in common]
+    # resume=...: how the sweep was run the last time, not what its runs share as an experiment
+    return [item for item in overrides[0].split() if item in common and not item.startswith("resume=")]
 
 
 def markdown_table(rows: list[dict[str, Any]], cols: list[str] | None = None) -> str:

@@ -5,13 +5,16 @@ package: this is the lab's one module there.)
 The plugin's own sweeper reloads an existing study but runs ``n_trials`` more every time. Here, resumed, the trials
 that ended count towards ``n_trials``; a trial that was running when the search was stopped (an interrupted job)
 is asked again first, with its parameters and its job number, so that its job resumes in its own directory from its
-``last.ckpt`` (``nndl.resume``); the new trials' jobs are numbered after it.
+``last.ckpt`` (``nndl.resume``); the new trials' jobs are numbered after it. The sampler's seed moves on by the
+number of trials in the study, so that the new trials do not repeat the first ones.
 """
 
+import functools
 import logging
 from typing import Any
 
 from hydra.types import HydraContext, TaskFunction
+from hydra.utils import instantiate
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 from omegaconf import DictConfig
 
@@ -42,6 +45,11 @@ class ResumableOptunaSweeper(OptunaSweeper):
         for trial in running:  # stopped with its job: ended as failed, and asked again first
             study._storage.set_trial_state(trial._trial_id, states.FAIL)
             study.enqueue_trial(trial.params)
+        sampler = impl.config.hydra.sweeper.get("sampler")
+        if not isinstance(impl.sampler, functools.partial) and sampler is not None and sampler.get("seed") is not None:
+            # A sampler seeded as before would draw its first points again: the new trials would repeat the old.
+            # Seeded past the trials there are, the resumed search is as reproducible and explores on.
+            impl.sampler = instantiate(sampler, seed=int(sampler.seed) + len(study.trials))
         impl.n_trials = max(0, impl.n_trials - len([t for t in ended if t.state != states.FAIL]))
         impl.job_idx = running[0].number if running else len(study.trials)
         log.info(
