@@ -194,7 +194,7 @@ def set_aside(job_dir: Path) -> None:
     aside = job_dir / "previous_attempt"
     aside.mkdir(exist_ok=True)
     for path in job_dir.iterdir():
-        if path.name not in (".hydra", "previous_attempt") and not path.name.endswith(".log"):
+        if path.name not in (".hydra", "previous_attempt", ".lock") and not path.name.endswith(".log"):
             shutil.move(str(path), aside / path.name)
 
 
