@@ -155,3 +155,17 @@ def test_a_moved_run_resumed_tests_the_checkpoint_the_run_left_alone_tests(share
     assert Path(after["checkpoint"]).name == Path(before["checkpoint"]).name
     for key in ("best_epoch", "test/acc", "test/loss"):
         assert after[key] == before[key], key
+
+
+def test_a_finished_run_trained_longer_has_each_record_once(shared_mnist, tmp_path):
+    """resume=<run_dir> trainer.max_epochs=3 on a finished 2-epoch run: metrics.csv holds every epoch's rows once,
+    the steps once, and the one test of the longer run (the first run's test and final rows are dropped)."""
+    run = tmp_path / "run"
+    assert train(shared_mnist, *MLP[1:], "trainer.max_epochs=2", "logger=many", f"hydra.run.dir={run}").returncode == 0
+    assert train(shared_mnist, f"resume={run}", "trainer.max_epochs=3").returncode == 0
+    rows = csv_rows(run)
+    assert [row["epoch"] for row in rows if row["val/acc"]] == ["0.0", "1.0", "2.0"]
+    assert [row["epoch"] for row in rows if row["train/acc"]] == ["0.0", "1.0", "2.0"]
+    steps = [row["step"] for row in rows if row["train/loss_step"]]
+    assert len(steps) == len(set(steps)) and steps == sorted(steps, key=float)
+    assert len([row for row in rows if row["test/acc"]]) == 1 and len([r for r in rows if r["hp/test_acc"]]) == 1

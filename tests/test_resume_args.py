@@ -28,10 +28,17 @@ def run_dir(tmp_path: Path, *overrides: str) -> Path:
         ("seed=${oc.env:HOME}", "an interpolation"),
         ("model.sizes=[[784],{a: 1}]", "a value with keys, or a list of lists"),
         ("optimizer.lr=choice(1,2)", "a sweep"),
-        ("callbacks.last_checkpoint.dirpath=/tmp/elsewhere", "decides where the run writes"),
-        ("logger.save_dir=/tmp/elsewhere", "decides where the run writes"),
-        ("trainer.default_root_dir=/tmp/elsewhere", "decides where the run writes"),
-        ("callbacks.last_checkpoint.filename=../../x", "decides where the run writes"),
+        ("callbacks.last_checkpoint.dirpath=/tmp/elsewhere", "decides where the run reads or writes"),
+        ("logger.save_dir=/tmp/elsewhere", "decides where the run reads or writes"),
+        ("trainer.default_root_dir=/tmp/elsewhere", "decides where the run reads or writes"),
+        ("callbacks.last_checkpoint.filename=../../x", "decides where the run reads or writes"),
+        ("logger.tensorboard.version=../../escaped", "decides where the run reads or writes"),
+        ("+logger.csv.name=../escaped", "decides where the run reads or writes"),
+        ("+logger.run_id=0123abcd", "decides where the run reads or writes"),
+        ("paths.log_dir=/tmp/elsewhere", "decides where the run reads or writes"),
+        ("data.data_dir=/anywhere", "decides where the run reads or writes"),
+        ("callbacks@hydra.callbacks=default", "a Hydra key"),
+        ("+paths@hydra.run=default", "a Hydra key"),
         ("hydra.run.dir=/tmp/x; rm -rf", None),  # hydra keys are the run's own, never taken
     ],
 )
@@ -49,8 +56,7 @@ def test_a_saved_override_that_is_not_the_labs_is_refused(tmp_path, saved, reaso
 def test_the_labs_own_choices_are_composed_again(tmp_path):
     saved = [
         "experiment=ch6_dropout", "activation@model.conv_activation=tanh", "model.sizes=[784,100,10]",
-        "monitor=val/loss", "~callbacks.early_stopping", "tags=[a,b]", "trainer.max_epochs=null",
-        "data.data_dir=/data/mnist",  # read, not written
+        "monitor=val/loss", "~callbacks.early_stopping", "tags=[a,b]", "trainer.max_epochs=null", "logger=many",
     ]  # fmt: skip
     run = run_dir(tmp_path, *saved)
     args = resume_args([f"resume={run}", "trainer.max_epochs=60"])
@@ -59,10 +65,11 @@ def test_the_labs_own_choices_are_composed_again(tmp_path):
 
 
 def test_a_saved_place_to_write_is_taken_when_the_command_line_gives_it_again(tmp_path):
-    run = run_dir(tmp_path, "logger=mlflow", "paths.log_dir=/srv/mlflow")
+    run = run_dir(tmp_path, "logger=mlflow", "paths.log_dir=/srv/mlflow", "data.data_dir=/data/mnist")
     with pytest.raises(ConfigError, match=r"give it on the command line again: paths\.log_dir=/srv/mlflow"):
         resume_args([f"resume={run}"])
-    assert "paths.log_dir=/srv/mlflow" in resume_args([f"resume={run}", "paths.log_dir=/srv/mlflow"])
+    given = [f"resume={run}", "paths.log_dir=/srv/mlflow", "data.data_dir=/data/mnist"]
+    assert {"paths.log_dir=/srv/mlflow", "data.data_dir=/data/mnist"} <= set(resume_args(given))
 
 
 @pytest.mark.parametrize(
@@ -88,3 +95,34 @@ def test_a_runs_report_is_read_whatever_it_holds(tmp_path, text, status):
     if status == "unreadable":
         assert str(tmp_path / "metrics.json") in report["reason"]
     assert job_state(tmp_path)[0] == status
+
+
+def test_a_runs_lock_tells_a_live_process_from_a_gone_one(tmp_path):
+    import subprocess
+    import sys
+
+    from nndl.rundir import LOCK, running
+
+    assert running(tmp_path) is None  # a run from before the lock: cannot be told
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import fcntl,os,sys,time; fd=os.open({str(tmp_path / LOCK)!r}, os.O_CREAT|os.O_RDWR);"
+         "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout.readline().strip() == "held"
+    assert running(tmp_path) is True
+    holder.kill()
+    holder.wait()
+    assert running(tmp_path) is False
+
+
+def test_a_file_system_without_locks_runs_unlocked(tmp_path, capsys):
+    import errno
+    from unittest import mock
+
+    from nndl import rundir
+
+    with mock.patch.object(rundir.fcntl, "flock", side_effect=OSError(errno.ENOLCK, "No locks available")):
+        rundir.lock(tmp_path)  # goes on, with a warning, rather than calling every run "still going"
+        assert rundir.running(tmp_path) is None
+    assert "cannot be locked (No locks available)" in capsys.readouterr().err

@@ -44,9 +44,10 @@ class Run:
     logger: Logger
 
 
-def build_run(cfg: DictConfig, resumed_at: int | None = None) -> Run:
+def build_run(cfg: DictConfig, resumed_at: tuple[int, int] | None = None) -> Run:
     """Seed, then build the data (checked and read before anything else), the model and the trainer; a run
-    resumed from a checkpoint saved at update ``resumed_at`` continues its records (``nndl.loggers``)."""
+    resumed from a checkpoint saved at (update, the epoch it goes on in) ``resumed_at`` continues its records
+    (``nndl.loggers``)."""
     quiet_library_noise()
     check_accelerator(cfg.trainer.accelerator)
     set_threads(cfg.get("threads"))
@@ -66,7 +67,7 @@ def build_run(cfg: DictConfig, resumed_at: int | None = None) -> Run:
     model.set_training_set(datamodule.n_train, datamodule.mini_batches_per_epoch)  # L2's n, a schedule's length
     check_warmup(cfg, datamodule.mini_batches_per_epoch)
     # A resumed run's records drop what the interrupted one logged after its checkpoint: no step twice.
-    logger = build(cfg.logger, **(resume_settings(cfg.logger, resumed_at) if resumed_at is not None else {}))
+    logger = build(cfg.logger, **(resume_settings(cfg.logger, *resumed_at) if resumed_at is not None else {}))
     # callbacks.<name>=null turns one off, as in lightning-hydra-template
     callbacks = [build(c) for c in cfg.callbacks.values() if c is not None] + [StopOnSignal(), MovedRunDirectory()]
     progress_bar = cfg.trainer.enable_progress_bar

@@ -43,32 +43,47 @@ warnings.filterwarnings("ignore", message=r".*Experiment logs directory .* exist
 class CSVLogger(_CSVLogger):
     """Lightning's ``CSVLogger``, writing ``metrics.csv`` straight into ``save_dir`` (the run directory).
 
-    ``purge_step`` (a resumed run's, as TensorBoard's): the rows of an existing ``metrics.csv`` logged at an
-    earlier step are kept, and the new rows follow them; Lightning's own writer deletes the file."""
+    ``purge_step`` and ``purge_epoch`` (a resumed run's): the rows of an existing ``metrics.csv`` that the resumed
+    run will not log again are kept — step-level rows before ``purge_step`` (an update count, as TensorBoard's),
+    epoch-level rows before ``purge_epoch`` — and the new rows follow them; Lightning's own writer deletes the
+    file."""
 
     def __init__(
-        self, save_dir: str, name: str = "", version: str = "", purge_step: int | None = None, **kwargs: Any
+        self,
+        save_dir: str,
+        name: str = "",
+        version: str = "",
+        purge_step: int | None = None,
+        purge_epoch: int | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(save_dir, name=name, version=version, **kwargs)
-        self.purge_step = purge_step
+        self.purge_step, self.purge_epoch = purge_step, purge_epoch
 
     @property
     @rank_zero_experiment
     def experiment(self) -> ExperimentWriter:
         if self._experiment is None and self.purge_step is not None:
             self._fs.makedirs(self.root_dir, exist_ok=True)
-            self._experiment = _ContinuedWriter(self.log_dir, self.purge_step)
+            self._experiment = _ContinuedWriter(self.log_dir, self.purge_step, self.purge_epoch)
         return super().experiment
 
 
 class _ContinuedWriter(ExperimentWriter):
-    """Lightning's CSV writer continuing an interrupted run's ``metrics.csv``: its rows logged before
-    ``purge_step`` kept, the rest dropped, and the interrupted run's final ``hp/`` rows (the resumed run logs its
-    own)."""
+    """Lightning's CSV writer continuing an interrupted run's ``metrics.csv``: its step-level rows before
+    ``purge_step`` and epoch-level rows (those with an ``epoch``) before ``purge_epoch`` kept, the rest dropped,
+    and so are its ``test/`` and ``hp/`` rows (the resumed run tests and reports again)."""
 
-    def __init__(self, log_dir: str, purge_step: int) -> None:
-        self.purge_step = purge_step
+    def __init__(self, log_dir: str, purge_step: int, purge_epoch: int | None) -> None:
+        self.purge_step, self.purge_epoch = purge_step, purge_epoch
         super().__init__(log_dir)
+
+    def _kept(self, row: dict[str, str]) -> bool:
+        if any(value for key, value in row.items() if key and key.startswith(("test/", "hp/"))):
+            return False
+        if row.get("epoch"):  # epoch-level: its step is the epoch too
+            return self.purge_epoch is None or _number(row["epoch"]) < self.purge_epoch
+        return _number(row.get("step")) < self.purge_step
 
     def _check_log_dir_exists(self) -> None:  # instead of deleting metrics.csv, as Lightning's writer does
         if not self._fs.isfile(self.metrics_file_path):
@@ -76,20 +91,16 @@ class _ContinuedWriter(ExperimentWriter):
         with self._fs.open(self.metrics_file_path, "r", newline="") as file:
             reader = csv.DictReader(file)
             rows, header = list(reader), list(reader.fieldnames or [])
-        kept = [
-            row for row in rows
-            if _step(row) < self.purge_step and not any(row[key] for key in header if key.startswith("hp/"))
-        ]  # fmt: skip
         with self._fs.open(self.metrics_file_path, "w", newline="") as file:
             writer = csv.DictWriter(file, fieldnames=header)
             writer.writeheader()
-            writer.writerows(kept)
+            writer.writerows(row for row in rows if self._kept(row))
         self.metrics_keys = header  # new rows are appended under it (Lightning rewrites it if keys are added)
 
 
-def _step(row: dict[str, str]) -> float:
+def _number(text: str | None) -> float:
     try:
-        return float(row.get("step") or "nan")
+        return float(text or "nan")
     except ValueError:
         return float("nan")
 
@@ -159,16 +170,18 @@ def many(**loggers: Logger) -> list[Logger]:
     return list(loggers.values())
 
 
-def resume_settings(logger: DictConfig | None, step: int) -> dict[str, Any]:
+def resume_settings(logger: DictConfig | None, step: int, epoch: int) -> dict[str, Any]:
     """The settings, for ``build(logger, **these)``, that make the loggers of the config ``logger`` (``logger=many``
-    holds several) continue an interrupted run resumed from its checkpoint of update ``step``: TensorBoard and CSV
-    drop what it logged after the checkpoint (TensorBoard's ``purge_step``: the first step the resumed run logs
-    again); MLflow goes on with its run."""
+    holds several) continue an interrupted run resumed from its checkpoint of update ``step``, going on in epoch
+    ``epoch``: TensorBoard and CSV drop what it logged after the checkpoint (TensorBoard's ``purge_step``: the
+    first step the resumed run logs again); MLflow goes on with its run."""
 
     def settings(node: Any) -> dict[str, Any] | None:
         target = str(node.get("_target_", "")) if isinstance(node, DictConfig) else ""
-        if target.endswith("TensorBoardLogger") or target == f"{__name__}.CSVLogger":
+        if target.endswith("TensorBoardLogger"):
             return {"purge_step": step + 1}
+        if target == f"{__name__}.CSVLogger":
+            return {"purge_step": step + 1, "purge_epoch": epoch}
         return {"resumed": True} if target == f"{__name__}.MLFlowLogger" else None
 
     if not isinstance(logger, DictConfig):

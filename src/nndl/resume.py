@@ -119,9 +119,10 @@ def conf_dir() -> Path:
 def check_saved_override(override: str, given: list[str]) -> str | None:
     """Why one override of a run's saved command line may not be composed again, or ``None``. Allowed: a key of
     the config (no ``_target_`` nor any other Hydra key) set to a plain value or a list of plain values, with no
-    interpolation; a config group set to one of its options in the lab's ``conf/``. A value that decides where
-    the run writes (a ``dirpath``, ``save_dir``, ``..._dir``, ``..._uri``, ``filename``; the data's folder is read
-    only) only when the command line gives it again."""
+    interpolation; a config group set to one of its options in the lab's ``conf/`` (in no Hydra package). A value
+    that decides where the run reads or writes (any ``logger.`` or ``paths.`` key, the data's folder and whether to
+    download there, a ``dirpath``, ``save_dir``, ``..._dir``, ``..._uri``, ``filename``) only when the command line
+    gives it again."""
     if not SAFE_OVERRIDE.match(override) and not re.fullmatch(r"~[A-Za-z0-9_@/.\-]+", override):
         return "not a key=value override of the config"
     try:
@@ -129,7 +130,9 @@ def check_saved_override(override: str, given: list[str]) -> str | None:
     except (HydraException, ValueError) as err:
         return f"it does not parse ({' '.join(str(err).split())[:120]})"
     key, value = parsed.key_or_group, None if parsed.is_delete() else parsed.value()
-    if re.search(r"(^|[./@])_\w*_($|[./@])", key) or parsed.is_sweep_override():
+    package = parsed.package or ""
+    hydra = key.split(".")[0].split("/")[0] == "hydra" or package.split(".")[0] in ("hydra", "_global_")
+    if hydra or re.search(r"(^|[./@])_\w*_($|[./@])", f"{key}@{package}") or parsed.is_sweep_override():
         return "a Hydra key or a sweep"
     if (conf_dir() / key).is_dir():  # a config group: one of the lab's options
         if value is None and parsed.is_delete():
@@ -147,9 +150,10 @@ def check_saved_override(override: str, given: list[str]) -> str | None:
     if any(isinstance(v, str) and "${" in v for v in values):
         return "an interpolation"
     last = key.rsplit(".", 1)[-1].lower()
-    writes = last != "data_dir" and re.search(r"(dir|dirpath|path|uri|location|filename|file)$", last)
+    writes = key.startswith(("logger.", "paths.")) or key in ("data.data_dir", "data.download")  # records, files
+    writes = writes or re.search(r"(dir|dirpath|path|uri|location|filename|file)$", last) is not None
     if writes and override not in given:
-        return f"it decides where the run writes; to accept it, give it on the command line again: {override}"
+        return f"it decides where the run reads or writes; to accept it, give it on the command line again: {override}"
     return None
 
 
@@ -218,10 +222,11 @@ def resume_from(cfg: Any, run_dir: Path) -> Path | None:
     return run_dir / LAST
 
 
-def check_resumable(cfg: Any, ckpt: Path) -> int:
+def check_resumable(cfg: Any, ckpt: Path) -> tuple[int, int]:
     """Check, before anything of the run is built, read or written again, that ``ckpt`` is a checkpoint of this
     run's network (read safely, ``nndl.checkpoints.load_model``) and that ``trainer.max_epochs`` reaches past it;
-    return the update count it was saved at, from which the records go on (``nndl.loggers.resume_settings``)."""
+    return the update count it was saved at and the epoch the run goes on in (the next one after a checkpoint of
+    an epoch's end), from which the records go on (``nndl.loggers.resume_settings``)."""
     import torch
 
     from nndl.checkpoints import load_model
@@ -238,4 +243,6 @@ def check_resumable(cfg: Any, ckpt: Path) -> int:
             f"trainer.max_epochs={max_epochs} is out of range for resume: the run's {LAST} is of epoch {epoch} "
             f"(counted from 0); it must be at least {epoch + 1}, more to train longer"
         )
-    return step
+    progress = checkpoint["loops"].get("fit_loop", {}).get("epoch_progress", {}).get("total", {})
+    processed = progress.get("processed")  # epochs whose training ended: epoch + 1 once it has
+    return step, processed if isinstance(processed, int) else epoch

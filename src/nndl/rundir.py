@@ -75,6 +75,11 @@ class FreshRunDirectory(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
+        if config.get("resume") in (True, "auto"):  # before Hydra writes into a job's directory again
+            going = next((d for d in sorted(sweep_dir.glob("*")) if d.is_dir() and running(d)), None)
+            if going is not None:
+                _stop(f"hydra.sweep.dir={sweep_dir} is in use: its job {going.name} is still going (its process "
+                      f"holds {LOCK}); wait for the sweep to end or stop it, then resume")  # fmt: skip
         if config.get("resume") is True:
             searched = list((OmegaConf.select(config, "hydra.sweeper.params") or {}).keys())
             same_sweep(sweep_dir, list(config.hydra.overrides.task), searched)
@@ -107,10 +112,15 @@ def lock(run_dir: Path) -> None:
     fd = os.open(run_dir / LOCK, os.O_CREAT | os.O_RDWR, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except BlockingIOError:
         os.close(fd)
         _stop(f"hydra.run.dir={run_dir} is in use: a run there is still going (its process holds {LOCK}); wait "
               "for it to end or stop it, then resume")  # fmt: skip
+    except OSError as err:  # a file system without locks (some NFS, Lustre, FUSE mounts): go on without one
+        os.close(fd)
+        print(f"warning: {run_dir / LOCK} cannot be locked ({err.strerror or err}): a run resumed while this one "
+              "goes on would not be stopped", file=sys.stderr)  # fmt: skip
+        return
     _held[run_dir] = fd
 
 
@@ -135,8 +145,10 @@ def running(run_dir: Path) -> bool | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # taken and given back at once: nobody holds it
         return False
-    except OSError:
+    except BlockingIOError:
         return True
+    except OSError:  # a file system without locks: cannot be told
+        return None
     finally:
         os.close(fd)
 

@@ -21,6 +21,7 @@ from nndl.errors import ConfigError, NNDLError
 from nndl.interrupt import Interrupted, interruptible
 from nndl.outcome import worst_value
 from nndl.report import report_diverged, report_interrupted, report_ok, show_config, write_metrics
+from nndl.resume import BEFORE as RUN_FILES_BEFORE
 from nndl.resume import FINISHED, check_resumable, job_state, restore_run_files, resume_from
 from nndl.summary import SweepSummary
 from nndl.validate import check_config
@@ -57,14 +58,15 @@ def main(cfg: DictConfig) -> float:
         sys.exit(err.exit_status)
     except Exception as err:
         error = str(err) if isinstance(err, NNDLError) else f"{type(err).__name__}: {err}"
-        # A run resumed with a bad value or file keeps the report of how it ended before: still resumable.
-        kept = not multirun and cfg.get("resume") and isinstance(err, NNDLError) and job_state(run_dir)[1]
+        # resume=<run_dir> refused for a bad value or file: the run is left as it was (its report, or none, and
+        # its .hydra files), resumable with a corrected command
+        kept = not multirun and isinstance(err, NNDLError) and bool(RUN_FILES_BEFORE)
         if rank_zero_only.rank == 0:
             run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "traceback.txt").write_text(traceback.format_exc())
             if kept:
                 restore_run_files()
             else:
+                (run_dir / "traceback.txt").write_text(traceback.format_exc())
                 write_metrics(run_dir, {"status": "failed", "error": error})
         if not multirun:
             if isinstance(err, NNDLError):
