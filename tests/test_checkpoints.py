@@ -175,7 +175,7 @@ def test_a_file_that_is_not_a_checkpoint_is_refused(run_dir, tmp_path):
     fake = tmp_path / "notes.ckpt"
     fake.write_text("not a checkpoint\n")
     line = one_error_line(
-        run_script("eval", f"ckpt_path={fake}", f"config_path={run_dir}", f"hydra.run.dir={tmp_path}")
+        run_script("eval", f"ckpt_path={fake}", f"config_path={run_dir}", f"hydra.run.dir={tmp_path / 'eval'}")
     )
     assert line.startswith(f"error: {fake}: not a checkpoint that can be loaded safely (")
 
