@@ -235,7 +235,8 @@ def check_resumable(cfg: Any, ckpt: Path) -> tuple[int, int]:
     load_model(ckpt, cfg, hint="it is not a checkpoint of this run, whose command line builds that model")
     checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
     epoch, step = checkpoint.get("epoch"), checkpoint.get("global_step")
-    if not isinstance(epoch, int) or not isinstance(step, int) or "loops" not in checkpoint:
+    loops = checkpoint.get("loops")
+    if not isinstance(epoch, int) or not isinstance(step, int) or not isinstance(loops, dict):
         raise CheckpointError(f"{ckpt}: not the checkpoint of a training run (no epoch, global_step or loops)")
     max_epochs = cfg.trainer.get("max_epochs")
     if isinstance(max_epochs, int) and max_epochs != -1 and max_epochs < epoch + 1:
@@ -243,6 +244,8 @@ def check_resumable(cfg: Any, ckpt: Path) -> tuple[int, int]:
             f"trainer.max_epochs={max_epochs} is out of range for resume: the run's {LAST} is of epoch {epoch} "
             f"(counted from 0); it must be at least {epoch + 1}, more to train longer"
         )
-    progress = checkpoint["loops"].get("fit_loop", {}).get("epoch_progress", {}).get("total", {})
-    processed = progress.get("processed")  # epochs whose training ended: epoch + 1 once it has
+    progress: Any = loops.get("fit_loop")
+    for key in ("epoch_progress", "total"):
+        progress = progress.get(key) if isinstance(progress, dict) else None
+    processed = progress.get("processed") if isinstance(progress, dict) else None  # epoch + 1 once it has ended
     return step, processed if isinstance(processed, int) else epoch
