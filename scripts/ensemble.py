@@ -9,7 +9,9 @@ A run directory gives the checkpoint its ``metrics.json`` reports as tested, fro
 with its status (its checkpoint file, given instead, is taken as it is).
 
 Each checkpoint's network is rebuilt from its own run's config (``<run_dir>/.hydra/config.yaml``), checked as
-``scripts/eval.py`` checks it. The MNIST files: ``--data-dir``, else the run's setting (``NNDL_DATA_DIR``).
+``scripts/eval.py`` checks it, and computes its outputs as its run's test did: in the run's precision, on its
+accelerator (``--accelerator cpu`` for a run trained on a GPU). The MNIST files: ``--data-dir``, else the run's
+setting (``NNDL_DATA_DIR``).
 """
 
 import argparse
@@ -27,13 +29,14 @@ def main() -> None:
     parser.add_argument("checkpoints", nargs="+", help="checkpoint files or run directories")
     parser.add_argument("--data-dir", help="the folder holding MNIST/raw/ (default: each run's own)")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument("--accelerator", help="cpu, gpu or auto in place of each run's own (trainer.accelerator)")
     args = parser.parse_args()
 
     from nndl.ensemble import evaluate_ensemble
     from nndl.errors import NNDLError
 
     try:
-        result = evaluate_ensemble(args.checkpoints, args.data_dir)
+        result = evaluate_ensemble(args.checkpoints, args.data_dir, args.accelerator)
     except NNDLError as err:
         sys.exit(f"error: {err}")
     print(result.table())

@@ -10,8 +10,17 @@ from omegaconf import OmegaConf
 from cli import ROOT, run_script
 from nndl.build import build_model
 from nndl.config import compose
-from nndl.ensemble import averaged, evaluate_ensemble, majority_vote, resolve_checkpoint, run_config
+from nndl.ensemble import (
+    averaged,
+    evaluate_ensemble,
+    majority_vote,
+    network_config,
+    network_probabilities,
+    resolve_checkpoint,
+    run_config,
+)
 from nndl.errors import CheckpointError, ConfigError
+from nndl.rundir import lock, unlock
 
 
 def test_the_majority_decides_and_the_mean_probability_breaks_ties():
@@ -29,12 +38,23 @@ def test_the_majority_decides_and_the_mean_probability_breaks_ties():
     assert majority_vote(confident).tolist() == [1] and averaged(confident).tolist() == [9]  # where they differ
 
 
-def fake_runs(tmp_path: Path, data_dir: Path, seeds: list[int]) -> list[Path]:
+def test_a_tie_goes_to_the_higher_mean_probability_however_close():
+    p = torch.zeros(2, 1, 10)
+    p[0, 0, 1], p[0, 0, 7] = 0.5, 0.49999997  # votes 1
+    p[1, 0, 1], p[1, 0, 7] = 0.49999976, 0.49999997  # votes 7: a tie, and 7's mean is higher by 9e-8
+    assert p.mean(dim=0)[0, 7] > p.mean(dim=0)[0, 1]
+    assert majority_vote(p).tolist() == averaged(p).tolist() == [7]
+
+
+def fake_runs(
+    tmp_path: Path, data_dir: Path, seeds: list[int], overrides: tuple[str, ...] = ("model.sizes=[784,20,10]",)
+) -> list[Path]:
     """Run directories as training leaves them (config and checkpoint), with untrained networks of ``seeds``."""
     runs = []
     for seed in seeds:
         run = tmp_path / f"run{seed}"
-        cfg = compose(ROOT / "conf", [f"seed={seed}", f"data.data_dir={data_dir}", "model.sizes=[784,20,10]"], run)
+        data = [f"data.data_dir={data_dir}"] if "experiment=universality" not in overrides else []
+        cfg = compose(ROOT / "conf", [f"seed={seed}", *data, *overrides], run)
         (run / ".hydra").mkdir(parents=True)
         saved = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])  # as .hydra/config.yaml holds it
         OmegaConf.save(saved, run / ".hydra" / "config.yaml", resolve=False)
@@ -133,3 +153,52 @@ def test_a_run_directory_is_rebuilt_from_its_own_config(tmp_path):
     (run / ".hydra").mkdir()
     (run / ".hydra" / "config.yaml").touch()
     assert run_config(run) == run / ".hydra" / "config.yaml"
+
+
+def test_a_run_training_again_is_refused(tmp_path):
+    run = run_dir(tmp_path / "run", {"status": "ok", "checkpoint": "epoch003.ckpt"})
+    assert resolve_checkpoint(run) == run / "checkpoints" / "epoch003.ckpt"
+    lock(run)  # resume=<run_dir> trainer.max_epochs=...: its ok report stays while it trains on
+    try:
+        with pytest.raises(CheckpointError, match=r"the run is training \(another process holds its \.lock\)"):
+            resolve_checkpoint(run)
+    finally:
+        unlock(run)
+
+
+def test_only_digit_classifiers_trained_on_mnist_vote(tmp_path, shared_mnist):
+    (curve,) = fake_runs(tmp_path, shared_mnist, [1], ("experiment=universality",))
+    with pytest.raises(ConfigError, match=r"run1: its run trained on data\._target_=nndl\.data\.function\."):
+        network_config(curve, None)
+    with pytest.raises(ConfigError, match=r"its run trained on data\._target_="):  # before --data-dir is applied
+        evaluate_ensemble([curve], data_dir=str(shared_mnist))
+
+
+def test_a_network_whose_outputs_are_not_finite_cannot_vote(tmp_path, shared_mnist):
+    runs = fake_runs(tmp_path, shared_mnist, [1, 2])
+    ckpt = runs[1] / "checkpoints" / "last.ckpt"
+    saved = torch.load(ckpt, weights_only=True)
+    next(v for k, v in saved["state_dict"].items() if k.endswith("weight")).fill_(float("nan"))
+    torch.save(saved, ckpt)
+    with pytest.raises(CheckpointError, match=r"last\.ckpt: its network's outputs are not finite"):
+        evaluate_ensemble(runs)
+
+
+def test_each_network_computes_in_its_runs_precision(tmp_path, shared_mnist):
+    (run,) = fake_runs(tmp_path, shared_mnist, [1], ("model.sizes=[784,20,10]", "trainer.precision=64-true"))
+    cfg = network_config(run, None)
+    from nndl.build import build
+    from nndl.checkpoints import load_model
+
+    datamodule = build(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    p = network_probabilities(resolve_checkpoint(run), cfg, datamodule)
+    x = torch.cat([batch.x for batch in datamodule.test_dataloader()])
+    model = load_model(run / "checkpoints" / "last.ckpt", cfg)
+    with torch.inference_mode():
+        p32 = model.digit_probabilities(model(x)).double()
+        model.double()
+        p64 = model.digit_probabilities(model(x.double()))
+    assert p.dtype == torch.float64 and p.shape == (100, 10)
+    assert (p - p64).abs().max() < 1e-12 < (p - p32).abs().max()  # float64, as the run tested: not float32

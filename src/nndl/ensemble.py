@@ -17,13 +17,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from omegaconf import DictConfig, OmegaConf
+
 from nndl.checkpoints import find_run_config
 from nndl.errors import CheckpointError, ConfigError
 from nndl.mnist_shape import NUM_CLASSES
 from nndl.run_config import MODEL_GROUPS, RUN_CONFIG, load_run_config
+from nndl.rundir import LOCK, running
 
 if TYPE_CHECKING:
+    from lightning import LightningDataModule
     from torch import Tensor
+
+MNIST_DATA = "nndl.data.MNISTDataModule"  # conf/data/mnist.yaml: the digits the networks vote on
 
 
 def majority_vote(probabilities: Tensor) -> Tensor:
@@ -32,7 +38,8 @@ def majority_vote(probabilities: Tensor) -> Tensor:
     import torch
 
     votes = torch.nn.functional.one_hot(probabilities.argmax(dim=2), NUM_CLASSES).sum(dim=0)  # (n, 10)
-    return (votes + 0.5 * probabilities.mean(dim=0)).argmax(dim=1)  # the mean, in [0, 1], only breaks ties
+    tied = probabilities.mean(dim=0).masked_fill(votes < votes.amax(dim=1, keepdim=True), -torch.inf)
+    return tied.argmax(dim=1)  # of the digits with the most votes, the one of the highest mean probability
 
 
 def averaged(probabilities: Tensor) -> Tensor:
@@ -44,8 +51,9 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     """A checkpoint file as it is; a run directory: the checkpoint its ``metrics.json`` reports as tested, taken
     from the directory's own ``checkpoints/`` (a run directory may have been moved, copied or handed over since it
     was written: the path in the file is not followed out of it). A run that did not end ``ok`` (interrupted,
-    diverged, failed, no learning) or has not ended (no ``metrics.json``) is refused with its status: give one of
-    its checkpoint files to take that network as it is."""
+    diverged, failed, no learning), has not ended (no ``metrics.json``) or is training again (its ``.lock`` held:
+    ``resume=`` of a finished run) is refused with its status: give one of its checkpoint files to take that
+    network as it is."""
     path = Path(path)
     metrics_file = path / "metrics.json"
     if path.is_file():
@@ -53,6 +61,8 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     if not path.is_dir():
         raise CheckpointError(f"{path}: no such checkpoint file or run directory")
     files = f"one of its checkpoint files ({path / 'checkpoints'}/*.ckpt) to take that network as it is"
+    if running(path):  # its tested checkpoint may be replaced at any epoch
+        raise CheckpointError(f"{path}: the run is training (another process holds its {LOCK}); wait for it to end")
     if not metrics_file.is_file():
         if not (path / "checkpoints").is_dir():
             raise CheckpointError(f"{path}: not a run directory (no metrics.json, no checkpoints/)")
@@ -113,30 +123,68 @@ class EnsembleResult:
         return "\n".join(["| network | test accuracy |", "|---|---|", *rows])
 
 
-def evaluate_ensemble(paths: list[str | os.PathLike], data_dir: str | None = None) -> EnsembleResult:
+def network_config(path: str | os.PathLike, data_dir: str | None) -> DictConfig:
+    """The checked config of the network ``path`` names (its model, data and Trainer settings); ``ConfigError``
+    unless it is a digit classifier trained on MNIST."""
+    config_file = run_config(path)
+    cfg = load_run_config(config_file, (*MODEL_GROUPS, "data"))
+    target = cfg.get("data", {}).get("_target_")
+    if target != MNIST_DATA:
+        raise ConfigError(
+            f"{path}: its run trained on data._target_={target} ({config_file}); the ensemble votes on MNIST's "
+            f"digits: give runs of model=mlp or model=cnn on MNIST ({MNIST_DATA})"
+        )
+    return load_run_config(config_file, (*MODEL_GROUPS, "data"), data={"data_dir": data_dir}) if data_dir else cfg
+
+
+def network_probabilities(
+    checkpoint: Path, cfg: DictConfig, datamodule: LightningDataModule, accelerator: str | None = None
+) -> Tensor:
+    """The probabilities (n, 10), in float64, of the checkpoint's network for each test image, computed as the
+    run's test pass computes its outputs: by a Trainer with the run's precision and accelerator (or
+    ``accelerator``), on one process, in evaluation mode."""
+    from nndl.build import build
+    from nndl.checkpoints import load_model
+    from nndl.evaluate import trainer_config
+    from nndl.models import Classifier
+
+    model = load_model(checkpoint, cfg, hint="is it a checkpoint of the run directory it lies in?")
+    if not isinstance(model, Classifier):
+        raise ConfigError(f"{checkpoint} holds a {type(model).__name__}, not a digit classifier")
+    settings = OmegaConf.create({"devices": 1, "accelerator": accelerator})  # null keeps the run's
+    trainer = build(trainer_config(cfg, settings), logger=False, callbacks=[], enable_checkpointing=False,
+                    enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    import torch
+
+    probabilities = torch.cat(trainer.predict(model, datamodule.test_dataloader())).double().cpu()
+    if not probabilities.isfinite().all():
+        raise CheckpointError(f"{checkpoint}: its network's outputs are not finite (NaN or infinite); it cannot vote")
+    return probabilities
+
+
+def evaluate_ensemble(
+    paths: list[str | os.PathLike], data_dir: str | None = None, accelerator: str | None = None
+) -> EnsembleResult:
     """Test each checkpoint (its own run's config rebuilds the network, checked as ``scripts/eval.py`` does) on
-    the official test images, then their vote and their averaged probabilities."""
+    the official test images, in its run's precision and on its run's accelerator (or ``accelerator``), then their
+    vote and their averaged probabilities."""
     if not paths:
         raise ConfigError("no checkpoints: give one or more checkpoint files or run directories")
     checkpoints = [resolve_checkpoint(p) for p in paths]  # bad paths fail before torch loads
-    data = {"data_dir": data_dir} if data_dir else None
-    configs = [load_run_config(run_config(p), (*MODEL_GROUPS, "data"), data=data) for p in paths]
+    configs = [network_config(p, data_dir) for p in paths]
 
     import torch
 
-    from nndl.build import build
-    from nndl.checkpoints import load_model
-    from nndl.predict import digit_probabilities
+    from nndl.build import build, quiet_library_noise
 
+    quiet_library_noise()
     datamodule = build(configs[0].data)  # every network is tested on the same official test set
     datamodule.prepare_data()
     datamodule.setup("test")
     labels = torch.cat([batch.y for batch in datamodule.test_dataloader()])
-    probabilities = []
-    for checkpoint, cfg in zip(checkpoints, configs, strict=True):
-        model = load_model(checkpoint, cfg)
-        probabilities.append(torch.cat([digit_probabilities(model, batch.x) for batch in datamodule.test_dataloader()]))
-    stacked = torch.stack(probabilities)  # (N, n, 10)
+    stacked = torch.stack(
+        [network_probabilities(c, cfg, datamodule, accelerator) for c, cfg in zip(checkpoints, configs, strict=True)]
+    )  # (N, n, 10)
 
     def accuracy(predicted: Tensor) -> float:
         return (predicted == labels).float().mean().item()

@@ -24,7 +24,7 @@ from nndl.errors import ConfigError, InputError
 if TYPE_CHECKING:  # torch and Lightning load once the checkpoint and its config are found
     from torch import Tensor
 
-    from nndl.models import Network
+    from nndl.models import Classifier
 
 DIGITS = 10
 
@@ -103,17 +103,14 @@ def _skipped(err: InputError) -> None:
     print(f"warning: skipped {err}", file=sys.stderr)
 
 
-def digit_probabilities(model: Network, x: Tensor) -> Tensor:
-    """The network's probability of each digit for inputs ``x`` (n, 1, 28, 28): its output activations a^L
-    (``cost.output``), normalised to sum to 1. With the log-likelihood cost a^L is a softmax, a probability
-    distribution already; the book's sigmoid outputs (quadratic and cross-entropy costs) each lie in (0, 1) and
-    are divided by their sum. Either way the most probable digit is argmax_j z^L_j."""
+def digit_probabilities(model: Classifier, x: Tensor) -> Tensor:
+    """The classifier's probability of each digit for inputs ``x`` (n, 1, 28, 28), in float32
+    (``Classifier.digit_probabilities``)."""
     import torch
 
     model.eval()
     with torch.inference_mode():
-        a = model.cost.output(model(x.to(model.device))).float().cpu()
-    return a / a.sum(dim=1, keepdim=True).clamp_min(torch.finfo(a.dtype).tiny)
+        return model.digit_probabilities(model(x.to(model.device))).float().cpu()
 
 
 def table(predictions: Sequence[Prediction]) -> str:

@@ -36,6 +36,20 @@ class Classifier(Network):
         self.test_mistakes = MostConfidentMistakes(MISTAKES_SHOWN, IMAGE_SHAPE)
         self._test_figures = False  # set at each test pass's start: whether a TensorBoard logger will show them
 
+    def digit_probabilities(self, z: Tensor) -> Tensor:
+        """Each example's probability of each digit from its weighted inputs z^L: the output activations a^L
+        (``cost.output``), normalised to sum to 1, in float32 at least. With the log-likelihood cost a^L is a
+        softmax, a probability distribution already; the book's sigmoid outputs (quadratic and cross-entropy
+        costs) each lie in (0, 1) and are divided by their sum. Either way the most probable digit is argmax_j z^L_j."""
+        a = self.cost.output(z)
+        a = a.float() if a.dtype in (torch.float16, torch.bfloat16) else a
+        return a / a.sum(dim=1, keepdim=True).clamp_min(torch.finfo(a.dtype).tiny)
+
+    def predict_step(self, batch: MiniBatches, batch_idx: int) -> Tensor:
+        """``Trainer.predict``: the digit probabilities of the batch's examples, z^L computed as the test pass
+        computes it (the same mini-batches, the run's precision): what ``scripts/ensemble.py`` votes with."""
+        return self.digit_probabilities(torch.cat([self(x) for x, _ in batch.split()]))
+
     def task_metrics(self) -> dict[str, Metric]:
         return {"acc": MulticlassAccuracy(NUM_CLASSES, average="micro")}
 
