@@ -80,6 +80,7 @@ def test_an_ensemble_of_checkpoints_is_scored_on_the_test_set(shared_mnist, tmp_
     out = run_script("ensemble", *map(str, runs), "--json", str(tmp_path / "r.json"))
     assert out.returncode == 0, out.stderr
     assert "majority vote of 3" in out.stdout and "averaged probabilities of 3" in out.stdout
+    assert "GPU available" not in out.stdout + out.stderr  # the table, not Lightning's device lines per network
     assert json.loads((tmp_path / "r.json").read_text())["vote"] == pytest.approx(result.vote)
 
 

@@ -12,6 +12,7 @@ seed=1,2,3,4,5``, then ``scripts/ensemble.py`` on the sweep's five run directori
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,6 +179,7 @@ def evaluate_ensemble(
     from nndl.build import build, quiet_library_noise
 
     quiet_library_noise()
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)  # no device lines per network
     datamodule = build(configs[0].data)  # every network is tested on the same official test set
     datamodule.prepare_data()
     datamodule.setup("test")
