@@ -179,14 +179,18 @@ def evaluate_ensemble(
     from nndl.build import build, quiet_library_noise
 
     quiet_library_noise()
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)  # no device lines per network
     datamodule = build(configs[0].data)  # every network is tested on the same official test set
     datamodule.prepare_data()
     datamodule.setup("test")
     labels = torch.cat([batch.y for batch in datamodule.test_dataloader()])
-    stacked = torch.stack(
-        [network_probabilities(c, cfg, datamodule, accelerator) for c, cfg in zip(checkpoints, configs, strict=True)]
-    )  # (N, n, 10)
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level = rank_zero.level
+    rank_zero.setLevel(logging.WARNING)  # no device lines per network's Trainer
+    try:
+        pairs = zip(checkpoints, configs, strict=True)
+        stacked = torch.stack([network_probabilities(c, cfg, datamodule, accelerator) for c, cfg in pairs])  # (N,n,10)
+    finally:
+        rank_zero.setLevel(level)
 
     def accuracy(predicted: Tensor) -> float:
         return (predicted == labels).float().mean().item()
