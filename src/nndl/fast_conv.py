@@ -9,7 +9,8 @@ activation σ and max-pooling, on the mini-batch's m examples:
   receptive field of a^{l−1} (k·k·c values) is a row of ``cols`` (im2col), so z^l = cols (w^l)ᵀ + b^l; a = σ(z),
   then the max over each pool window (or pool, then σ, with ``model.pool_first``).
 - backward, from ∂C/∂(pooled output) handed down by the layer above: max-pooling routes each window's error to
-  the position that won it (the rest get 0), δ^l = that ⊙ σ'(z^l) (BP2's Hadamard product);
+  the position that won it (the rest get 0), δ^l = that ⊙ σ'(z^l) (BP2's Hadamard product), computed at the
+  pooled positions before the routing (a quarter of the values for 2×2 windows);
   ∂C/∂b^l = Σ over examples and positions of δ^l (each feature map's bias is shared by its positions: BP3 summed);
   ∂C/∂w^l = (δ^l)ᵀ cols (BP4, summed over the positions that share the weights); the error of the layer's input,
   ∂C/∂a^{l−1}, is the full convolution of δ^l with the flipped kernels (``convolution_backward``, the operation
@@ -210,12 +211,11 @@ class FastConvBackprop:
             block, (a, cols, z, where, out) = self.blocks[l], saved[l]
             w, b = block.conv.weight, block.conv.bias
             nabla_w, nabla_b = self.grads[l]
-            if block.pool_first:  # δ = unpool(∂C/∂a ⊙ σ'(pooled z))
-                errors = backward_activation(block.activation, grad, out)  # δ at the pooled positions: Σ is ∂C/∂b
-                delta = block.unpool(errors, z, where)
-            else:  # δ = unpool(∂C/∂a) ⊙ σ'(z); z holds σ(z)
-                unpooled = block.unpool(grad, z, where)
-                delta = errors = backward_activation(block.activation, unpooled, z, out=unpooled)
+            # δ = unpool(∂C/∂a ⊙ σ'): BP2 at the pooled positions, with each window's winner's σ', from its σ(z),
+            # which is the pooled output (pooled σ(z), or σ of pooled z), then routed to the winners (the other
+            # positions' δ is 0); ``errors`` are δ at the pooled positions, and their sum is ∂C/∂b (BP3)
+            errors = backward_activation(block.activation, grad, out)
+            delta = block.unpool(errors, z, where)
             if l:  # ∂C/∂a^{l−1}: δ convolved in full with the flipped kernels, before w moves
                 below = a.permute(0, 3, 1, 2)
                 padding = [block.padding, block.padding]
